@@ -1,0 +1,3 @@
+"""lcd-metrics."""
+
+__version__ = "0.1.0"

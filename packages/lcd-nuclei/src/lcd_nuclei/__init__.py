@@ -1,0 +1,3 @@
+"""lcd-nuclei."""
+
+__version__ = "0.1.0"

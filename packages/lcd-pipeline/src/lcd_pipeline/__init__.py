@@ -1,0 +1,3 @@
+"""lcd-pipeline."""
+
+__version__ = "0.1.0"
