@@ -1,0 +1,408 @@
+"""Image manifests: one row per field of view x timepoint, with the image path(s) per z-plane.
+
+A manifest holds either ``path_z0, path_z1, ...`` (one image file per plane) or a single ``path``
+(a multi-page TIFF whose pages are planes, or one 2-D image) plus metadata columns (``replica``,
+``plate``, ``well``, ``fov``, ``timepoint``, ``dose``, ``compound``, ``moa``, ``control``; see
+docs/data-model.md). Builders for Opera Phenix / Harmony exports and for glob + regex patterns live
+here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+
+PLANE_COLUMN = re.compile(r"^path_z(\d+)$")
+STRING_COLUMNS = ("replica", "plate", "well", "compound", "moa")
+
+# Opera Phenix / Harmony export name, e.g. r01c01f01p01-ch1sk1fk1fl1.tiff:
+# row, column, field, plane, channel, timepoint (sk), then flim/ fk-fl indices we keep but do not use.
+OPERA_NAME = re.compile(
+    r"^r(?P<row>\d+)c(?P<column>\d+)f(?P<field>\d+)p(?P<plane>\d+)"
+    r"-ch(?P<channel>\d+)sk(?P<timepoint>\d+)fk(?P<fk>\d+)fl(?P<fl>\d+)\.tiff?$",
+    re.IGNORECASE,
+)
+
+
+def plane_columns(columns: Iterable[str]) -> list[str]:
+    """The ``path_z<k>`` columns of a table, sorted by plane index."""
+    found = [(int(m.group(1)), c) for c in columns if (m := PLANE_COLUMN.match(str(c)))]
+    return [c for _, c in sorted(found)]
+
+
+def plane_paths(row: Mapping | pd.Series) -> list[str]:
+    """The image path(s) of one manifest row.
+
+    Parameters
+    ----------
+    row
+        A manifest row (``pandas.Series`` or dict).
+
+    Returns
+    -------
+    list of str
+        ``[path_z0, path_z1, ...]`` (one file per plane), or ``[path]`` for a single (possibly
+        multi-page) file.
+    """
+    keys = list(row.keys())
+    zcols = plane_columns(keys)
+    if zcols:
+        paths = [row[c] for c in zcols]
+        while paths and _missing(paths[-1]):  # trailing empty plane columns of a shorter stack
+            paths.pop()
+        if not paths or any(_missing(p) for p in paths):
+            raise InputError(f"manifest row {_row_name(row)}: empty plane path among {', '.join(zcols)}")
+        return [str(p) for p in paths]
+    if "path" in row and not _missing(row["path"]):
+        return [str(row["path"])]
+    raise InputError(f"manifest row {_row_name(row)} has no image path (columns 'path' or 'path_z0', ...)")
+
+
+def read_manifest(path: str | os.PathLike, *, resolve: bool = True) -> pd.DataFrame:
+    """Read and validate a manifest (CSV, CSV.gz, TSV or parquet).
+
+    Parameters
+    ----------
+    path
+        The manifest file.
+    resolve
+        Make relative image paths absolute, relative to the manifest's folder (so a manifest can
+        travel with its images).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per field of view x timepoint with a fresh ``RangeIndex`` (the manifest order).
+
+    Raises
+    ------
+    InputError
+        Unknown format, no path column, both ``path`` and ``path_z*``, gaps in the plane columns,
+        a row with a missing or empty plane path (inconsistent plane counts), a duplicated image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    try:
+        df = _read_table(path, string_columns=STRING_COLUMNS)
+    except InputError:
+        raise
+    except Exception as exc:  # a parser error: name the file
+        raise InputError(f"cannot read manifest {path}: {exc}") from exc
+    return validate_manifest(df, source=str(path), base=path.parent if resolve else None)
+
+
+def validate_manifest(
+    df: pd.DataFrame, *, source: str = "manifest", base: Path | None = None
+) -> pd.DataFrame:
+    """Check a manifest table and return a copy with string paths (absolute when ``base`` is given)."""
+    if len(df) == 0:
+        raise InputError(f"{source}: the manifest has no rows")
+    if df.columns.duplicated().any():
+        dup = sorted(set(df.columns[df.columns.duplicated()]))
+        raise InputError(f"{source}: duplicated columns {dup}")
+    df = df.reset_index(drop=True).copy()
+    zcols = plane_columns(df.columns)
+    if zcols and "path" in df.columns:
+        raise InputError(f"{source}: has both 'path' and 'path_z*' columns; keep one layout")
+    if not zcols and "path" not in df.columns:
+        raise InputError(
+            f"{source}: no image path column; expected 'path' (multi-page TIFF) or 'path_z0', 'path_z1', ... "
+            f"(found {list(df.columns)[:12]})"
+        )
+    if zcols:
+        indices = [int(PLANE_COLUMN.match(c).group(1)) for c in zcols]
+        if indices != list(range(len(indices))):
+            raise InputError(
+                f"{source}: plane columns must be path_z0..path_z{len(indices) - 1}, found {zcols}"
+            )
+        present = df[zcols].notna() & (df[zcols].astype(str).apply(lambda s: s.str.strip()) != "")
+        counts = present.sum(axis=1)
+        contiguous = present.cumprod(axis=1).sum(axis=1) == counts
+        bad = df.index[(counts == 0) | ~contiguous]
+        if len(bad):
+            raise InputError(
+                f"{source}: row {bad[0]} has an empty plane path between filled ones or none at all"
+            )
+        if counts.nunique() > 1:
+            first = counts.index[counts != counts.iloc[0]][0]
+            raise InputError(
+                f"{source}: inconsistent plane counts: row 0 has {counts.iloc[0]} planes, row {first} has "
+                f"{counts[first]}; every field must have the same planes"
+            )
+        pcols = zcols
+    else:
+        empty = df["path"].isna() | (df["path"].astype(str).str.strip() == "")
+        if empty.any():
+            raise InputError(f"{source}: row {df.index[empty][0]} has an empty 'path'")
+        pcols = ["path"]
+    for c in pcols:
+        col = df[c].astype(object)
+        mask = col.notna()
+        col[mask] = [_resolve(p, base) for p in col[mask]]
+        df[c] = col
+    keys = df[pcols].astype(str).agg("|".join, axis=1)
+    dup = keys.duplicated()
+    if dup.any():
+        raise InputError(
+            f"{source}: row {df.index[dup][0]} repeats the image(s) of an earlier row: {keys[dup].iloc[0]}"
+        )
+    if "fov" in df.columns and df["fov"].notna().all():
+        try:
+            df["fov"] = df["fov"].astype(int)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: column 'fov' must hold integers ({exc})") from exc
+    return df
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table atomically as CSV or parquet (chosen by the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def well_name(row: int, column: int) -> str:
+    """Well name from 1-based row and column indices: (2, 3) -> ``B03``; rows past Z are ``AA``, ``AB``..."""
+    if row < 1 or column < 1:
+        raise InputError(f"well row and column are 1-based, got r{row} c{column}")
+    letters, r = "", row
+    while r:
+        r, rem = divmod(r - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return f"{letters}{column:02d}"
+
+
+def normalize_well(name: str) -> str:
+    """``a1`` / ``A1`` / ``A01`` -> ``A01`` (so plate maps and image names agree)."""
+    m = re.fullmatch(r"\s*([A-Za-z]+)\s*0*(\d+)\s*", str(name))
+    if not m:
+        raise InputError(f"not a well name: {name!r} (expected e.g. 'B03')")
+    return f"{m.group(1).upper()}{int(m.group(2)):02d}"
+
+
+def manifest_from_opera(
+    image_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+    plate_map: str | os.PathLike | pd.DataFrame | None = None,
+    *,
+    plates: Sequence[str] | None = None,
+    channel: int | None = None,
+    well_key: str = "well",
+    plate_key: str = "plate",
+) -> pd.DataFrame:
+    """Build a manifest from Opera Phenix / Harmony exports (``r01c01f01p01-ch1sk1fk1fl1.tiff``).
+
+    Parameters
+    ----------
+    image_dirs
+        One folder per plate holding the exported TIFFs (searched recursively).
+    plate_map
+        CSV/parquet or DataFrame with one row per well (``well`` column, e.g. ``B03`` or ``B3``) and
+        any metadata (``compound``, ``dose``, ``moa``, ``control``, ``replica``...). With a
+        ``plate`` column it is joined on (plate, well), otherwise on well for every plate.
+    plates
+        Plate names, one per folder; default: the folder name (its parent when it is called ``Images``).
+    channel
+        The channel to keep; required when a folder holds more than one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``plate, well, row, column, fov, timepoint, channel, path_z0..`` (+ plate-map columns), in
+        plate, well, fov, timepoint order. ``fov`` is the Opera field index (1-based).
+    """
+    dirs = [Path(image_dirs)] if isinstance(image_dirs, (str, os.PathLike)) else [Path(d) for d in image_dirs]
+    if plates is not None and len(plates) != len(dirs):
+        raise InputError(f"got {len(plates)} plate names for {len(dirs)} image folders")
+    records = []
+    for i, folder in enumerate(dirs):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {folder}")
+        plate = plates[i] if plates is not None else _plate_from_folder(folder)
+        for f in sorted(folder.rglob("*")):
+            m = OPERA_NAME.match(f.name)
+            if m is None or not f.is_file():
+                continue
+            g = {k: int(v) for k, v in m.groupdict().items()}
+            records.append({"plate": str(plate), **g, "file": str(f.resolve())})
+        if not any(r["plate"] == str(plate) for r in records):
+            raise InputError(f"no Opera-style image (r01c01f01p01-ch1sk1fk1fl1.tiff) found under {folder}")
+    files = pd.DataFrame.from_records(records)
+    channels = sorted(files["channel"].unique())
+    if channel is None:
+        if len(channels) > 1:
+            raise InputError(f"images have channels {channels}: choose one with channel= (--channel)")
+        channel = channels[0]
+    elif channel not in channels:
+        raise InputError(f"channel {channel} not found; images have channels {channels}")
+    files = files[files["channel"] == channel]
+    files["well"] = [well_name(r, c) for r, c in zip(files["row"], files["column"], strict=True)]
+    return _assemble(
+        files,
+        ["plate", "well", "row", "column", "field", "timepoint", "channel"],
+        "plane",
+        plate_map,
+        well_key=well_key,
+        plate_key=plate_key,
+        rename={"field": "fov"},
+    )
+
+
+def manifest_from_pattern(
+    pattern: str,
+    regex: str,
+    plate_map: str | os.PathLike | pd.DataFrame | None = None,
+    *,
+    root: str | os.PathLike = ".",
+    plane_group: str = "plane",
+    well_key: str = "well",
+    plate_key: str = "plate",
+) -> pd.DataFrame:
+    """Build a manifest from a glob and a regex with named groups.
+
+    Parameters
+    ----------
+    pattern
+        Glob relative to ``root`` (``**`` recurses), e.g. ``"plate*/*.tif"``.
+    regex
+        Matched (``re.search``) against the path relative to ``root``; its named groups become
+        metadata columns, e.g. ``r"(?P<plate>P\\d+)/(?P<well>[A-P]\\d+)_s(?P<fov>\\d+)_z(?P<plane>\\d)"``.
+        Files that do not match are ignored. Numeric-looking ``fov``/``timepoint`` groups become ints.
+    plate_map
+        Optional plate map joined on ``well`` (and ``plate`` when it has that column).
+    plane_group
+        The group holding the z-plane; files sharing every other group form one row with
+        ``path_z0..`` in plane order. Without it, each file is one row with ``path``.
+    """
+    root = Path(root)
+    rx = re.compile(regex)
+    records = []
+    for f in sorted(root.glob(pattern)):
+        if not f.is_file():
+            continue
+        m = rx.search(f.relative_to(root).as_posix())
+        if m is None:
+            continue
+        records.append({**m.groupdict(), "file": str(f.resolve())})
+    if not records:
+        raise InputError(f"no file under {root} matches glob {pattern!r} and regex {regex!r}")
+    files = pd.DataFrame.from_records(records)
+    for c in ("fov", "timepoint", plane_group):
+        if c in files.columns and files[c].astype(str).str.fullmatch(r"\d+").all():
+            files[c] = files[c].astype(int)
+    if well_key in files.columns:
+        files[well_key] = [normalize_well(w) for w in files[well_key]]
+    keys = [c for c in files.columns if c not in ("file", plane_group)]
+    if plane_group not in files.columns:
+        dup = files.duplicated(keys) if keys else files.index.duplicated()
+        if keys and dup.any():
+            raise InputError(
+                f"two files give the same metadata {files.loc[dup, keys].iloc[0].to_dict()}; add a group"
+            )
+        out = files.rename(columns={"file": "path"})
+        return _join_plate_map(out, plate_map, well_key=well_key, plate_key=plate_key)
+    return _assemble(files, keys, plane_group, plate_map, well_key=well_key, plate_key=plate_key)
+
+
+def _assemble(files, keys, plane_group, plate_map, *, well_key, plate_key, rename=None) -> pd.DataFrame:
+    """One row per ``keys`` group with path_z0.. in plane order; checks every group has the same planes."""
+    dup = files.duplicated([*keys, plane_group])
+    if dup.any():
+        raise InputError(f"two files for the same field and plane: {files.loc[dup, 'file'].iloc[0]}")
+    planes = sorted(files[plane_group].unique())
+    wide = files.pivot_table(index=keys, columns=plane_group, values="file", aggfunc="first")
+    wide = wide.reindex(columns=planes)
+    incomplete = wide.isna().any(axis=1)
+    if incomplete.any():
+        key = dict(zip(keys, wide.index[incomplete][0], strict=True))
+        have = [p for p in planes if pd.notna(wide.loc[wide.index[incomplete][0], p])]
+        raise InputError(f"inconsistent plane counts: field {key} has planes {have}, others have {planes}")
+    wide.columns = [f"path_z{i}" for i in range(len(planes))]
+    out = wide.reset_index()
+    if rename:
+        out = out.rename(columns=rename)
+    return _join_plate_map(out, plate_map, well_key=well_key, plate_key=plate_key)
+
+
+def _join_plate_map(df: pd.DataFrame, plate_map, *, well_key: str, plate_key: str) -> pd.DataFrame:
+    if plate_map is None:
+        return df.reset_index(drop=True)
+    if isinstance(plate_map, pd.DataFrame):
+        pm, source = plate_map.copy(), "plate map"
+    else:
+        source = str(plate_map)
+        if not Path(plate_map).is_file():
+            raise FileNotFoundError(f"plate map not found: {plate_map}")
+        pm = _read_table(Path(plate_map), string_columns=(well_key, plate_key, *STRING_COLUMNS))
+    if well_key not in pm.columns:
+        raise InputError(f"{source}: no '{well_key}' column (found {list(pm.columns)})")
+    if well_key not in df.columns:
+        raise InputError(f"image names carry no '{well_key}' to join the plate map on")
+    pm[well_key] = [normalize_well(w) for w in pm[well_key]]
+    on = [plate_key, well_key] if plate_key in pm.columns and plate_key in df.columns else [well_key]
+    if plate_key in pm.columns:
+        pm[plate_key] = pm[plate_key].astype(str)
+    dup = pm.duplicated(on)
+    if dup.any():
+        raise InputError(f"{source}: {on} {pm.loc[dup, on].iloc[0].tolist()} appears twice")
+    clash = [c for c in pm.columns if c in df.columns and c not in on]
+    if clash:
+        raise InputError(f"{source}: columns {clash} also come from the image names; rename them")
+    out = df.merge(pm, on=on, how="left", indicator=True, validate="many_to_one")
+    missing = out["_merge"] == "left_only"
+    if missing.any():
+        wells = sorted(set(map(tuple, out.loc[missing, on].to_numpy().tolist())))
+        raise InputError(
+            f"{source}: no plate-map row for {on} {wells[:5]} ({len(wells)} in all) that have images"
+        )
+    return out.drop(columns="_merge").reset_index(drop=True)
+
+
+def _read_table(path: Path, *, string_columns: Sequence[str] = ()) -> pd.DataFrame:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
+        sep = "\t" if ".tsv" in name else ","
+        header = pd.read_csv(path, sep=sep, nrows=0).columns
+        dtype = {c: str for c in string_columns if c in header}
+        return pd.read_csv(path, sep=sep, dtype=dtype)
+    raise InputError(f"{path}: unknown table format (use .csv, .csv.gz, .tsv or .parquet)")
+
+
+def _plate_from_folder(folder: Path) -> str:
+    folder = folder.resolve()
+    return folder.parent.name if folder.name.lower() == "images" else folder.name
+
+
+def _resolve(p, base: Path | None) -> str:
+    p = str(p).strip()
+    if base is None or os.path.isabs(p):
+        return p
+    return str((base / p).resolve())
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
+
+
+def _row_name(row) -> str:
+    return str(getattr(row, "name", None)) if getattr(row, "name", None) is not None else "?"

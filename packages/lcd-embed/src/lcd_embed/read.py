@@ -1,0 +1,142 @@
+"""Reading fields of view: one image per plane (TIFF/PNG) or one multi-page TIFF, as float32 (P, H, W)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ImageReadError
+from .manifest import plane_paths
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def read_field(
+    source: Mapping | pd.Series | Sequence[str | os.PathLike] | str | os.PathLike,
+    *,
+    planes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Read one field of view as a float32 stack of planes.
+
+    Parameters
+    ----------
+    source
+        A manifest row (``path_z0..`` or ``path``), a list of per-plane image paths, or one path
+        (a multi-page TIFF whose pages are planes, a TIFF with a leading plane axis, or a 2-D image).
+    planes
+        Plane indices to keep, in this order (e.g. ``[1]`` for the middle of 3 planes). Per-plane files
+        that are not selected are not read.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (P, H, W), raw intensities (a uint16 pixel of 4000 stays 4000.0). RGB(A) images
+        are converted to grey (mean of R, G, B).
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing (the message names it).
+    ImageReadError
+        A file cannot be decoded, has an unsupported shape, a selected plane does not exist, or the
+        planes have different sizes.
+    """
+    if isinstance(source, (pd.Series, Mapping)):
+        paths = plane_paths(source)
+    elif isinstance(source, (str, os.PathLike)):
+        paths = [str(source)]
+    else:
+        paths = [str(p) for p in source]
+        if not paths:
+            raise ImageReadError("read_field: empty list of plane paths")
+    if len(paths) == 1:
+        stack = _read_stack(paths[0], planes)
+    else:
+        idx = list(range(len(paths))) if planes is None else list(planes)
+        for i in idx:
+            if not -len(paths) <= i < len(paths):
+                raise ImageReadError(
+                    f"plane {i} requested but the field has {len(paths)} planes ({paths[0]}, ...)"
+                )
+        arrays = []
+        for i in idx:
+            a = _read_2d(paths[i])
+            if arrays and a.shape != arrays[0].shape:
+                raise ImageReadError(
+                    f"{paths[i]}: plane shape {a.shape} differs from {arrays[0].shape} of {paths[idx[0]]}"
+                )
+            arrays.append(a)
+        stack = np.stack(arrays)
+    return np.ascontiguousarray(stack, dtype=np.float32)
+
+
+def _read_stack(path: str, planes: Sequence[int] | None) -> np.ndarray:
+    """A single file: multi-page TIFF / 3-D TIFF -> (P, H, W); 2-D image -> (1, H, W)."""
+    p = _check_exists(path)
+    if p.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            # the first series is the image (multi-page TIFFs written as a plane stack form one series)
+            with tifffile.TiffFile(p) as tif:
+                arr = tif.series[0].asarray()
+        except Exception as exc:  # tifffile raises many types for damaged files; name the file
+            raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    else:
+        arr = _read_pillow(p)
+    arr = _to_grey_or_stack(arr, path)
+    idx = list(range(arr.shape[0])) if planes is None else list(planes)
+    _check_planes(idx, arr.shape[0], path)
+    return arr[idx]
+
+
+def _read_2d(path: str) -> np.ndarray:
+    arr = _read_stack(path, None)
+    if arr.shape[0] != 1:
+        raise ImageReadError(f"{path}: expected one plane per file, found {arr.shape[0]}")
+    return arr[0]
+
+
+def _read_pillow(p: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im.load()
+            if im.mode in ("P", "PA", "LA", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or im.mode == "P" else "L")
+            return np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # truncated/garbled files
+        raise ImageReadError(f"cannot read image {p}: {exc}") from exc
+
+
+def _to_grey_or_stack(arr: np.ndarray, path: str) -> np.ndarray:
+    """(H, W) -> (1, H, W); (H, W, 3|4) colour -> grey (1, H, W); (P, H, W) kept."""
+    if arr.dtype.kind not in "uif" and arr.dtype != bool:
+        raise ImageReadError(f"{path}: unsupported pixel type {arr.dtype}")
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+        return arr[..., :3].astype(np.float32).mean(axis=-1)[None]
+    if arr.ndim == 3:
+        return arr
+    raise ImageReadError(
+        f"{path}: unsupported image shape {arr.shape} (expected (H, W), (H, W, 3) or (P, H, W))"
+    )
+
+
+def _check_planes(idx: Sequence[int], n: int, path: str) -> None:
+    for i in idx:
+        if not -n <= i < n:
+            raise ImageReadError(f"plane {i} requested but {path} has {n} planes")
+
+
+def _check_exists(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    return p

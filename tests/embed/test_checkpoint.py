@@ -1,0 +1,80 @@
+"""Checkpoint format: save/load round trip, timm name + local weights (safetensors, weights-only pth)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from lcd_embed import InputError, load_backbone, read_config, save_checkpoint
+
+
+def test_round_trip_identical_outputs(tmp_path, tiny_vit):
+    model, config = tiny_vit(in_chans=3, seed=3)
+    config["normalization"]["mean"] = [0.1, 0.2, 0.3]
+    folder = save_checkpoint(model, tmp_path / "ckpt", config)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["timm_kwargs"]["depth"] == 2 and saved["embed_dim"] == 64 and saved["in_chans"] == 3
+    torch.manual_seed(99)  # a different init: the weights must come from the file
+    loaded, cfg2 = load_backbone(folder)
+    assert cfg2["normalization"]["mean"] == [0.1, 0.2, 0.3]
+    x = torch.randn(2, 3, 48, 64)  # dynamic image size
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert read_config(folder)["timm_name"] == "vit_tiny_patch16_224"
+
+
+def test_timm_name_with_local_weights(tmp_path, tiny_vit):
+    model, _ = tiny_vit(in_chans=1, seed=4)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    state["module.head.weight"] = torch.zeros(10, 64)  # a classifier head is dropped
+    torch.save({"teacher": state, "epoch": 3}, tmp_path / "dino.pth")
+    loaded, _ = load_backbone(
+        "vit_tiny_patch16_224",
+        weights=tmp_path / "dino.pth",
+        in_chans=1,
+        depth=2,
+        embed_dim=64,
+        num_heads=2,
+        img_size=32,
+    )
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    # weights trained at another size: position embedding resampled
+    big, _ = load_backbone(
+        "vit_tiny_patch16_224",
+        weights=tmp_path / "dino.pth",
+        in_chans=1,
+        depth=2,
+        embed_dim=64,
+        num_heads=2,
+        img_size=64,
+    )
+    assert big.pos_embed.shape == (1, 1 + 16, 64)
+    # wrong architecture named
+    with pytest.raises(InputError, match="shape"):
+        load_backbone(
+            "vit_tiny_patch16_224",
+            weights=tmp_path / "dino.pth",
+            in_chans=1,
+            depth=2,
+            embed_dim=32,
+            num_heads=2,
+        )
+
+
+def test_refuses_pickles_and_bad_specs(tmp_path):
+    # any non-tensor object needs unpickling code execution, which weights_only refuses
+    torch.save({"obj": argparse.Namespace(cmd="rm -rf /")}, tmp_path / "evil.pth")
+    with pytest.raises(InputError, match="weights_only"):
+        load_backbone("vit_tiny_patch16_224", weights=tmp_path / "evil.pth")
+    with pytest.raises(InputError, match="neither a checkpoint folder nor a timm model"):
+        load_backbone(str(tmp_path / "no_such_ckpt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"no config\.json"):
+        load_backbone(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):
+        load_backbone("vit_tiny_patch16_224", weights=tmp_path / "missing.safetensors")
