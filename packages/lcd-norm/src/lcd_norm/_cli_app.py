@@ -68,6 +68,11 @@ def _save(adata, path: Path) -> None:
     typer.echo(f"wrote {path} ({adata.n_obs} rows × {adata.n_vars} features)")
 
 
+def _fmt(value) -> str:
+    """Three decimals; NaN as n/a."""
+    return "n/a" if value != value else f"{value:.3f}"
+
+
 @app.command("aggregate")
 @_one_line_errors
 def aggregate_cmd(
@@ -282,18 +287,19 @@ def compare_cmd(
     )
     write_table(table, output)
     shown = Table(title=f"normalization comparison — {input.name}")
-    for col in ("method", "status", "batch_silhouette", "label_silhouette", "map", "seconds", "reason"):
-        shown.add_column(col)
-    for row in table.itertuples(index=False):
-        fmt = lambda v: "n/a" if v != v else f"{v:.3f}"  # noqa: E731 - NaN shows as n/a
+    headers = {
+        "batch_silhouette": "batch sil. ↓",
+        "label_silhouette": "label sil. ↑",
+        "map": "mAP ↑",
+        "seconds": "s",
+    }
+    with_reason = table["reason"].fillna("").astype(str).str.len().gt(0).any()
+    for col in ["method", "status", *headers] + (["reason"] if with_reason else []):
+        shown.add_column(headers.get(col, col), overflow="fold")
+    for row in table.to_dict("records"):
+        cells = [row["method"], row["status"]] + [_fmt(row[c]) for c in headers]
         shown.add_row(
-            row.method,
-            row.status,
-            fmt(row.batch_silhouette),
-            fmt(row.label_silhouette),
-            fmt(row.map),
-            fmt(row.seconds),
-            str(row.reason if isinstance(row.reason, str) else ""),
+            *cells, *([str(row["reason"]) if isinstance(row["reason"], str) else ""] if with_reason else [])
         )
     Console().print(shown)
     typer.echo(f"wrote {output}")

@@ -30,40 +30,59 @@ def _silhouette(X: np.ndarray, labels: pd.Series, sample_size: int, seed: int) -
 
 
 def replicate_map(
-    X: np.ndarray, obs: pd.DataFrame, label_key: str, batch_key: str | None
-) -> tuple[float, str, str]:
-    """Mean over labels of replicate-retrieval mAP via lcd-metrics: ``(value, status, reason)``.
+    X: np.ndarray,
+    obs: pd.DataFrame,
+    label_key: str,
+    batch_key: str | None,
+    *,
+    null_size: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Replicate-retrieval mAP via lcd-metrics (copairs call style).
 
     Positives share ``label_key`` (and come from another ``batch_key`` level when given: cross-batch
     retrieval, what batch correction should improve); negatives have another label. Rows with a missing
-    label are left out. Without lcd-metrics installed the value is NaN with status ``"not computed"``.
+    label are left out. Returns ``map`` (mean over labels of each label's mAP), ``map_fraction_significant``
+    (fraction of labels with BH q < 0.05 against lcd-metrics' permutation null), ``map_status`` and
+    ``map_reason``. Without lcd-metrics installed the values are NaN with status ``"not computed"``.
     """
+    nan = {"map": float("nan"), "map_fraction_significant": float("nan")}
     try:
-        from lcd_metrics import mean_average_precision
+        from lcd_metrics import average_precision, mean_average_precision
     except ImportError:
-        return float("nan"), "not computed", "lcd-metrics is not installed (pip install lcd-metrics)"
+        return {
+            **nan,
+            "map_status": "not computed",
+            "map_reason": "lcd-metrics is not installed (pip install lcd-metrics)",
+        }
     keep = obs[label_key].notna().to_numpy()
     meta = obs.loc[keep, [label_key] + ([batch_key] if batch_key else [])].reset_index(drop=True)
     for col in meta.columns:
         meta[col] = meta[col].astype(str)
     try:
-        result = mean_average_precision(
-            X[keep],
+        ap = average_precision(
             meta,
+            np.asarray(X[keep], dtype=np.float64),
             pos_sameby=[label_key],
             pos_diffby=[batch_key] if batch_key else [],
             neg_sameby=[],
             neg_diffby=[label_key],
         )
+        table = mean_average_precision(ap, [label_key], null_size=null_size, threshold=0.05, seed=seed)
     except Exception as exc:  # lcd-metrics refuses undefined cases with a message: keep it as the reason
-        return float("nan"), "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    table = result if isinstance(result, pd.DataFrame) else getattr(result, "groups", None)
-    if table is None or "mean_average_precision" not in table:
-        return float("nan"), "failed", "unexpected result from lcd_metrics.mean_average_precision"
-    values = pd.to_numeric(table["mean_average_precision"], errors="coerce").dropna()
-    if values.empty:
-        return float("nan"), "failed", "no label had a retrievable replicate"
-    return float(values.mean()), "ok", ""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return {**nan, "map_status": "failed", "map_reason": f"{type(exc).__name__}: {first}"}
+    values = pd.to_numeric(table["mean_average_precision"], errors="coerce")
+    defined = values.notna().to_numpy()
+    if not defined.any():
+        return {**nan, "map_status": "failed", "map_reason": "no label had a retrievable replicate"}
+    significant = table.loc[defined, "below_corrected_p"].astype(bool)
+    return {
+        "map": float(values[defined].mean()),
+        "map_fraction_significant": float(significant.mean()),
+        "map_status": "ok",
+        "map_reason": "",
+    }
 
 
 def evaluate(
@@ -96,7 +115,8 @@ def evaluate(
     Returns
     -------
     dict with ``representation``, ``n_rows``, ``n_dims``, ``batch_silhouette``, ``label_silhouette``,
-    ``map`` (mean over labels of the replicate-retrieval mAP; lcd-metrics needed), ``map_status``,
+    ``map`` (mean over labels of the replicate-retrieval mAP; lcd-metrics needed),
+    ``map_fraction_significant``, ``map_status``,
     ``reason`` (why a value is NaN, "" otherwise).
     """
     check_keys(adata.obs, batch_key)
@@ -105,13 +125,11 @@ def evaluate(
     X = get_features(adata, layer=layer, use_rep=use_rep)
     batch_sil, batch_reason = _silhouette(X, adata.obs[batch_key], sample_size, seed)
     label_sil, label_reason = _silhouette(X, adata.obs[label_key], sample_size, seed)
-    map_value, map_status, map_reason = replicate_map(
-        X, adata.obs, label_key, batch_key if map_cross_batch else None
-    )
+    mapped = replicate_map(X, adata.obs, label_key, batch_key if map_cross_batch else None, seed=seed)
     reasons = [
         f"batch silhouette: {batch_reason}" if batch_reason else "",
         f"label silhouette: {label_reason}" if label_reason else "",
-        f"mAP: {map_reason}" if map_reason else "",
+        f"mAP: {mapped['map_reason']}" if mapped["map_reason"] else "",
     ]
     return {
         "representation": feature_source(layer, use_rep),
@@ -119,7 +137,8 @@ def evaluate(
         "n_dims": int(X.shape[1]),
         "batch_silhouette": batch_sil,
         "label_silhouette": label_sil,
-        "map": map_value,
-        "map_status": map_status,
+        "map": mapped["map"],
+        "map_fraction_significant": mapped["map_fraction_significant"],
+        "map_status": mapped["map_status"],
         "reason": "; ".join(r for r in reasons if r),
     }

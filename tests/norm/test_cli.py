@@ -1,0 +1,108 @@
+"""The lcd-norm command through typer's CliRunner: outputs and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+
+import anndata
+import lcd_norm.cli as cli
+import numpy as np
+import pandas as pd
+import pytest
+from lcd_norm import write_h5ad
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def h5ad(tmp_path, profiles):
+    return write_h5ad(profiles, tmp_path / "in.h5ad")
+
+
+def _run(*args):
+    return runner.invoke(cli.app, [str(a) for a in args])
+
+
+def test_each_command_writes_its_result(h5ad, tmp_path):
+    out = tmp_path / "out.h5ad"
+    result = _run("aggregate", h5ad, out, "--by", "well")
+    assert result.exit_code == 0, result.output
+    assert anndata.read_h5ad(out).uns["lcd"]["level"] == "well"
+    for cmd, extra, check in [
+        ("mad", [], lambda a: "mad" in a.layers),
+        ("harmony", ["--keys", "replica,fov"], lambda a: a.obsm["X_harmony"].shape[0] == a.n_obs),
+        ("fastmnn", ["--n-components", "8"], lambda a: a.obsm["X_mnn"].shape[1] == 8),
+        ("mad-harmony-fov", [], lambda a: "X_mad_harmony_fov" in a.obsm),
+    ]:
+        result = _run(cmd, h5ad, out, *extra)
+        assert result.exit_code == 0, (cmd, result.output)
+        assert check(anndata.read_h5ad(out)), cmd
+    assert anndata.read_h5ad(h5ad).obsm.keys() == set()  # input untouched
+
+
+def test_compare_writes_table_and_figure(h5ad, tmp_path):
+    table, fig = tmp_path / "cmp.parquet", tmp_path / "cmp.png"
+    result = _run("compare", h5ad, table, "--methods", "none,mad,fastmnn", "--plot", fig)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(table)
+    assert frame["method"].tolist() == ["none", "mad", "fastmnn"] and (frame["status"] == "ok").all()
+    assert "fastmnn" in result.output and "mAP" in result.output and fig.stat().st_size > 0
+
+
+def test_reads_a_pycytominer_csv(tmp_path, lincs_table):
+    csv = tmp_path / "lincs.csv"
+    lincs_table.to_csv(csv, index=False)
+    out = tmp_path / "o.h5ad"
+    result = _run("mad", csv, out, "--by", "Metadata_Plate", "--control", "Metadata_broad_sample == 'DMSO'")
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(anndata.read_h5ad(out).layers["mad"]).all()
+
+
+def _one_line_exit_2(result, pattern):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and pattern in lines[0], result.output
+
+
+def test_bad_input_exits_2_with_one_line(h5ad, tmp_path, profiles):
+    out = tmp_path / "o.h5ad"
+    _one_line_exit_2(_run("mad", h5ad, out, "--by", "plate,site"), "'site' not found")
+    _one_line_exit_2(_run("harmony", h5ad, out, "--keys", "replica,batch"), "'batch' not found")
+    profiles.obs["one"] = "x"
+    obs = profiles.obs.astype({"compound": str})
+    obs.loc[(obs["plate"] == "R0P1") & (obs["compound"] == "DMSO"), "compound"] = "none"
+    profiles.obs = obs
+    bad = write_h5ad(profiles, tmp_path / "bad.h5ad")
+    _one_line_exit_2(_run("harmony", bad, out, "--keys", "replica,one"), "'one' has a single level")
+    _one_line_exit_2(_run("mad", bad, out), "plate='R0P1', timepoint=24 has no control rows")
+    X = profiles.X.copy()
+    X[2, 1] = np.nan
+    profiles.X = X
+    nan = write_h5ad(profiles, tmp_path / "nan.h5ad")
+    _one_line_exit_2(_run("fastmnn", nan, out), "1 NaN/inf values in 1 rows (first rows: ['2'])")
+    _one_line_exit_2(_run("mad", tmp_path / "missing.h5ad", out), "file not found")
+    assert not out.exists()
+
+
+def test_main_without_typer_says_how_to_install(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_typer(name, *args, **kwargs):
+        if name == "typer" or name.startswith("typer."):
+            raise ImportError("No module named 'typer'", name="typer")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(__import__("sys").modules, "lcd_norm._cli_app", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_typer)
+    module = importlib.reload(cli)
+    try:
+        assert module.app is None
+        with pytest.raises(SystemExit) as exit_info:
+            module.main()
+        assert exit_info.value.code == 1
+        assert "pip install 'lcd-norm[cli]'" in capsys.readouterr().err
+    finally:
+        monkeypatch.setattr(builtins, "__import__", real_import)
+        importlib.reload(cli)
