@@ -1,0 +1,200 @@
+"""The cell-count activity baseline of the LCD paper and percent inhibition.
+
+Counts (nuclei per well or field of view, e.g. ``obs["nuclei_count"]`` written by lcd-nuclei) are
+z-transformed per plate × timepoint against that measurement's control wells (mean and SD). Per compound
+× condition the median z over all replicate wells gets a percentile bootstrap 95 % confidence interval
+(Efron & Tibshirani 1993); the compound is active (cytotoxic or cytostatic) when the upper bound < 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design import build_design, resolve_conditions
+from .errors import InputError
+from .io import check_columns, control_mask, read_data, row_ids
+
+CELL_COUNT_COLUMNS = ("status", "reason", "active", "median_z", "ci_low", "ci_high", "n_wells", "n_boot")
+
+
+def _obs_of(data: Any) -> tuple[pd.DataFrame, str]:
+    if isinstance(data, str) or hasattr(data, "__fspath__"):
+        source = str(data)
+        data = read_data(data)
+    else:
+        source = "AnnData" if hasattr(data, "obs") else "DataFrame"
+    if isinstance(data, pd.DataFrame):
+        return data, source
+    if hasattr(data, "obs"):
+        return data.obs, source
+    raise InputError(
+        f"unsupported input type {type(data).__name__}; pass an AnnData, a DataFrame or a file path"
+    )
+
+
+def _counts(obs: pd.DataFrame, count_key: str, source: str) -> np.ndarray:
+    check_columns(obs, [count_key], source)
+    col = obs[count_key]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise InputError(f"{source}: count column {count_key!r} is not numeric (dtype {col.dtype})")
+    values = col.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(
+            f"{source}: count column {count_key!r} has {int(bad.sum())} NaN/inf values (first rows: {row_ids(obs, bad)})"
+        )
+    return values
+
+
+def _measurement_stats(
+    obs: pd.DataFrame, values: np.ndarray, is_control: np.ndarray, keys: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Control mean, SD (ddof=1) and count of each row's plate × timepoint."""
+    meas = pd.factorize(pd.MultiIndex.from_frame(obs[keys]) if len(keys) > 1 else obs[keys[0]], sort=True)[0]
+    n_meas = meas.max() + 1
+    cm = meas[is_control]
+    cnt = np.bincount(cm, minlength=n_meas).astype(np.float64)
+    s1 = np.bincount(cm, weights=values[is_control], minlength=n_meas)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        dev = values[is_control] - mean[cm]
+        sd = np.sqrt(np.bincount(cm, weights=dev * dev, minlength=n_meas) / (cnt - 1))
+    return mean[meas], sd[meas], cnt[meas]
+
+
+def cell_count_activity(
+    data: Any,
+    *,
+    count_key: str = "nuclei_count",
+    compound_key: str = "compound",
+    plate_key: str = "plate",
+    timepoint_key: str | None = "timepoint",
+    dose_key: str | None = "dose",
+    condition_keys: Sequence[str] | None = None,
+    control: str = "compound == 'DMSO'",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Cell-count activity per compound × condition (the paper's baseline).
+
+    Parameters
+    ----------
+    data
+        AnnData (counts in ``obs``), DataFrame or a path, one row per well or field of view.
+    count_key
+        Column with the counts.
+    compound_key, plate_key, timepoint_key, dose_key, condition_keys, control
+        As in :func:`lcd_metrics.map_es`; z-scores use the controls of each plate × timepoint.
+    n_boot, ci, seed
+        Bootstrap resamples, confidence level and seed (one generator per group, seeded by
+        (seed, group number): reproducible whatever the thread count).
+
+    Returns
+    -------
+    One row per compound × condition: the key columns, ``status``, ``reason``, ``active``
+    (``ci_high < 0``), ``median_z``, ``ci_low``, ``ci_high``, ``n_wells``, ``n_boot``.
+    """
+    if n_boot < 1 or not 0 < ci < 1:
+        raise InputError(f"need n_boot >= 1 and 0 < ci < 1 (got {n_boot}, {ci})")
+    obs, source = _obs_of(data)
+    values = _counts(obs, count_key, source)
+    conds = resolve_conditions(timepoint_key, dose_key, condition_keys)
+    d = build_design(
+        obs,
+        source,
+        compound_key=compound_key,
+        condition_keys=conds,
+        timepoint_key=timepoint_key,
+        control=control,
+        extra_keys=(plate_key,),
+    )
+    meas_keys = [plate_key] + ([timepoint_key] if timepoint_key else [])
+    mean, sd, n_ctrl = _measurement_stats(obs, values, d.is_control, meas_keys)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (values - mean) / sd
+    usable = (n_ctrl >= 2) & (sd > 0)
+    alpha = (1 - ci) / 2
+    records = []
+    for gi, (key, rows) in enumerate(zip(d.group_keys, d.group_rows, strict=True)):
+        rec = dict(zip((compound_key, *conds), key, strict=True))
+        ok_rows = rows[usable[rows]]
+        reasons = []
+        if ok_rows.size < rows.size:
+            reasons.append(
+                f"{rows.size - ok_rows.size} of {rows.size} wells on plates with fewer than 2 controls or control SD 0"
+            )
+        rec.update(n_wells=int(ok_rows.size), n_boot=n_boot)
+        if ok_rows.size == 0:
+            rec.update(
+                status="failed",
+                reason="; ".join(reasons),
+                active=False,
+                median_z=np.nan,
+                ci_low=np.nan,
+                ci_high=np.nan,
+                n_boot=0,
+            )
+            records.append(rec)
+            continue
+        zs = z[ok_rows]
+        rng = np.random.default_rng([seed, 2, gi])
+        boot = np.median(zs[rng.integers(zs.size, size=(n_boot, zs.size))], axis=1)
+        lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+        if zs.size < 3:
+            reasons.append(f"only {zs.size} wells: the bootstrap interval is degenerate")
+        rec.update(
+            status="partial" if reasons else "ok",
+            reason="; ".join(reasons),
+            active=bool(hi < 0),
+            median_z=float(np.median(zs)),
+            ci_low=float(lo),
+            ci_high=float(hi),
+        )
+        records.append(rec)
+    table = pd.DataFrame.from_records(records)
+    table = table[[compound_key, *conds, *CELL_COUNT_COLUMNS]]
+    table.attrs["lcd_metrics"] = {"compound_key": compound_key, "condition_keys": list(conds)}
+    return table
+
+
+def inhibition(
+    data: Any,
+    *,
+    count_key: str = "nuclei_count",
+    plate_key: str = "plate",
+    timepoint_key: str | None = "timepoint",
+    control: str = "compound == 'DMSO'",
+    key_added: str = "inhibition",
+    copy: bool = False,
+) -> Any:
+    """Percent inhibition ``100 (mean(control) - value) / mean(control)`` per plate × timepoint.
+
+    An AnnData gets ``obs[key_added]`` in place (or on a copy with ``copy=True``, which is returned);
+    a DataFrame or path gives a new DataFrame with the column added (the input is never modified).
+    Rows of a plate × timepoint without controls, or whose control mean is 0, are an error naming it.
+    """
+    obs, source = _obs_of(data)
+    values = _counts(obs, count_key, source)
+    keys = [plate_key] + ([timepoint_key] if timepoint_key else [])
+    check_columns(obs, keys, source)
+    is_control = control_mask(obs, control, source)
+    mean, _, n_ctrl = _measurement_stats(obs, values, is_control, keys)
+    bad = (n_ctrl == 0) | (mean == 0)
+    if bad.any():
+        first = obs.loc[bad, keys].iloc[0].to_dict()
+        raise InputError(
+            f"{source}: {int(bad.sum())} rows belong to a plate × timepoint without controls or with control mean 0 (first: {first})"
+        )
+    result = 100.0 * (mean - values) / mean
+    if isinstance(data, pd.DataFrame) or isinstance(data, str) or hasattr(data, "__fspath__"):
+        out = obs.copy()
+        out[key_added] = result
+        return out
+    target = data.copy() if copy else data
+    target.obs[key_added] = result
+    return target if copy else None

@@ -1,0 +1,143 @@
+"""Pure numpy kernels: cosine similarity, average precision, permutation nulls, BH q-values, Cohen's d.
+
+No pandas here and no knowledge of metadata: callers hand in arrays. The ranking rule follows copairs
+(Kalinin et al. 2025, https://github.com/cytomining/copairs): a query's candidates are sorted by
+decreasing similarity and, on equal similarity, positives rank ahead of negatives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Soft cap on the size (in float64 elements) of one block of similarities.
+BLOCK_ELEMENTS = 1 << 22
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Return a float64 copy of `x` with unit-norm rows (callers refuse zero-norm rows beforehand)."""
+    out = np.array(x, dtype=np.float64, copy=True)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def cosine_block(xq: np.ndarray, xc: np.ndarray) -> np.ndarray:
+    """Cosine similarities between unit-norm rows of `xq` and `xc` (one matrix product)."""
+    return xq @ xc.T
+
+
+def ap_from_ranked_labels(labels: np.ndarray) -> float:
+    """Average precision of one ranked list of binary relevance labels (1 = positive), best first.
+
+    AP = mean over positives of precision at the positive's rank; NaN when there is no positive.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    n_pos = labels.sum()
+    if n_pos == 0:
+        return float("nan")
+    ranks = np.flatnonzero(labels) + 1
+    return float(np.mean(np.arange(1, n_pos + 1) / ranks))
+
+
+def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AP of many queries from their positive and negative similarities (padded 2-D arrays).
+
+    Parameters
+    ----------
+    pos
+        ``(n_queries, k)`` similarities of each query to its positives; padding is ``nan``.
+    neg
+        ``(n_queries, m)`` similarities to its negatives; padding is ``-inf`` (never ranks above anything).
+
+    Returns
+    -------
+    ``(n_queries,)`` AP; NaN for a query without positives.
+
+    Notes
+    -----
+    With positives sorted by decreasing similarity, the j-th positive sits at rank
+    ``j + #(negatives with similarity > s_j)`` because ties put positives first; AP is the mean of
+    ``j / rank_j``. Counting negatives per positive avoids sorting the (usually much longer) negatives.
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    valid = ~np.isnan(pos)
+    n_pos = valid.sum(axis=1)
+    order = -np.sort(np.where(valid, -pos, np.inf), axis=1)  # descending, padding (-inf) last
+    n_above = np.zeros(order.shape, dtype=np.int64)
+    # chunk over queries so the (q, k, m) comparison cube stays small
+    step = max(1, BLOCK_ELEMENTS // max(1, order.shape[1] * neg.shape[1]))
+    for start in range(0, order.shape[0], step):
+        stop = start + step
+        n_above[start:stop] = (neg[start:stop, None, :] > order[start:stop, :, None]).sum(axis=2)
+    j = np.arange(1, order.shape[1] + 1, dtype=np.float64)
+    prec = np.where(np.arange(order.shape[1]) < n_pos[:, None], j / (j + n_above), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return prec.sum(axis=1) / n_pos
+
+
+def ap_from_sorted_negatives(pos_desc: np.ndarray, neg_sorted: np.ndarray) -> float:
+    """AP of one query from positives sorted descending and negatives sorted ascending (1-D arrays)."""
+    if pos_desc.size == 0:
+        return float("nan")
+    n_above = neg_sorted.size - np.searchsorted(neg_sorted, pos_desc, side="right")
+    j = np.arange(1, pos_desc.size + 1, dtype=np.float64)
+    return float(np.mean(j / (j + n_above)))
+
+
+def null_ap(n_pos: int, n_total: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """AP of `size` random rankings with `n_pos` positives among `n_total` candidates.
+
+    The positives' ranks are a uniform random `n_pos`-subset of ``1..n_total`` (drawn by sorting
+    random keys), which is the permutation null of copairs' p-value.
+    """
+    if n_pos <= 0 or n_total < n_pos:
+        raise ValueError(f"null_ap needs 0 < n_pos <= n_total, got n_pos={n_pos}, n_total={n_total}")
+    out = np.empty(size, dtype=np.float64)
+    j = np.arange(1, n_pos + 1, dtype=np.float64)
+    step = max(1, BLOCK_ELEMENTS // n_total)
+    for start in range(0, size, step):
+        rows = min(step, size - start)
+        keys = rng.random((rows, n_total))
+        if n_pos < n_total:
+            ranks = np.argpartition(keys, n_pos - 1, axis=1)[:, :n_pos]
+        else:
+            ranks = np.broadcast_to(np.arange(n_total), (rows, n_total))
+        ranks = np.sort(ranks, axis=1) + 1.0
+        out[start : start + rows] = (j / ranks).mean(axis=1)
+    return out
+
+
+def bh_qvalues(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv)
+    scaled = pv[order] * m / np.arange(1, m + 1)
+    scaled = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(scaled, 1.0)
+    q[ok] = out
+    return q
+
+
+def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d of `a` versus `b` with the pooled standard deviation (Cohen 1988).
+
+    ``d = (mean(a) - mean(b)) / sqrt(((n_a - 1) var_a + (n_b - 1) var_b) / (n_a + n_b - 2))``;
+    NaN when the pooled SD is zero and the means are equal, ±inf when only the SD is zero.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na, nb = a.size, b.size
+    if na < 2 or nb < 2:
+        return float("nan")
+    pooled = np.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    diff = a.mean() - b.mean()
+    if pooled == 0:
+        return float("nan") if diff == 0 else float(np.sign(diff) * np.inf)
+    return float(diff / pooled)

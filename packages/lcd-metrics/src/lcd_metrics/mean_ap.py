@@ -1,0 +1,297 @@
+"""Per-profile average precision and per-group mAP with permutation p-values (copairs-compatible).
+
+A copairs user switches by changing the import::
+
+    # from copairs.map import average_precision, mean_average_precision
+    from lcd_metrics import average_precision, mean_average_precision
+
+    ap = average_precision(meta, feats, pos_sameby, pos_diffby, neg_sameby, neg_diffby)
+    m = mean_average_precision(ap, sameby, null_size=10000, threshold=0.05, seed=0)
+
+or computes both in one call from an AnnData / table / file:
+``mean_average_precision(adata, pos_sameby=[...], neg_diffby=[...], ...)``.
+
+References: mAP for image-based profiling and its permutation p-value, Kalinin et al. (2025) Nat Commun
+16:1049 and copairs (https://github.com/cytomining/copairs); expected AP under random ranking for the
+normalized AP, as in copairs' ``normalize_ap``; Benjamini & Hochberg (1995) for q-values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma
+
+from . import kernels
+from .errors import InputError
+from .io import Profiles, check_columns, check_features, check_metadata_complete, load_profiles
+from .pairs import encode, parse_rules, rank_profiles
+from .progress import progress
+
+AP_COLUMNS = ("average_precision", "normalized_average_precision", "n_pos_pairs", "n_total_pairs")
+
+
+def _profiles_from_meta(meta: Any, feats: Any, features, layer, use_rep) -> Profiles:
+    if feats is None:
+        return load_profiles(meta, features=features, layer=layer, use_rep=use_rep)
+    if not isinstance(meta, pd.DataFrame):
+        raise InputError("with feats given, meta must be a pandas DataFrame of metadata (copairs call style)")
+    X = np.asarray(feats.to_numpy() if isinstance(feats, pd.DataFrame) else feats)
+    if X.ndim != 2 or X.shape[0] != len(meta):
+        raise InputError(f"feats has shape {X.shape}; expected ({len(meta)}, n_features) to match meta")
+    if not np.issubdtype(X.dtype, np.number):
+        raise InputError(f"feats has dtype {X.dtype}; expected numbers")
+    return Profiles(obs=meta.copy(), X=X.astype(np.float64), source="DataFrame")
+
+
+def expected_random_ap(n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
+    """Expected AP of a random ranking with `n_pos` positives among `n_total` (exact finite formula).
+
+    ``E[AP] = (1/L) [ (M-1)/(L-1) (L - H_L) + H_L ]`` with ``H_L`` the L-th harmonic number.
+    """
+    m = np.asarray(n_pos, dtype=np.float64)
+    total = np.asarray(n_total, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = digamma(total + 1) + np.euler_gamma
+        mu = ((m - 1) / (total - 1) * (total - h) + h) / total
+    mu = np.where(total == 1, (m == 1).astype(float), mu)
+    mu = np.where(m == 0, 0.0, mu)
+    return np.where(m == total, 1.0, mu)
+
+
+def normalized_ap(ap: np.ndarray, n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
+    """(AP - E[AP]) / (1 - E[AP]) clipped to [-1, 1], as copairs' ``normalize_ap``."""
+    mu = expected_random_ap(n_pos, n_total)
+    return np.clip((np.asarray(ap) - mu) / np.maximum(1 - mu, 1e-10), -1.0, 1.0)
+
+
+def average_precision(
+    meta: Any,
+    feats: Any = None,
+    pos_sameby: str | Sequence[str] | None = None,
+    pos_diffby: str | Sequence[str] | None = (),
+    neg_sameby: str | Sequence[str] | None = (),
+    neg_diffby: str | Sequence[str] | None = (),
+    batch_size: int | None = None,
+    distance: str = "cosine",
+    progress_bar: bool = False,
+    *,
+    multilabel_col: str | None = None,
+    features: Sequence[str] | str | None = None,
+    layer: str | None = None,
+    use_rep: str | None = None,
+) -> pd.DataFrame:
+    """Average precision of every profile against its positive and negative partners.
+
+    Parameters
+    ----------
+    meta
+        copairs style: a metadata DataFrame with `feats` given. Otherwise the profiles themselves: an
+        AnnData, a pycytominer-layout DataFrame or a path (.h5ad, .csv(.gz), .parquet).
+    feats
+        Feature matrix (rows = rows of `meta`), only in the copairs call style.
+    pos_sameby, pos_diffby, neg_sameby, neg_diffby
+        Pair rules (see :mod:`lcd_metrics.pairs`): positives share every `pos_sameby` value and differ in
+        every `pos_diffby` value; negatives likewise with `neg_*`.
+    batch_size
+        Accepted for copairs compatibility; memory is bounded by internal blocks instead.
+    distance
+        Only ``"cosine"`` (copairs' default) is supported.
+    progress_bar
+        Show a rich progress bar (needs the `cli` extra).
+    multilabel_col
+        Not supported in this release: raises an error rather than computing something different.
+    features, layer, use_rep
+        Where features are read from (see :func:`lcd_metrics.io.load_profiles`).
+
+    Returns
+    -------
+    The metadata of the kept rows (index unchanged) plus ``average_precision`` (NaN without positive
+    partners), ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``.
+    """
+    if distance != "cosine":
+        raise InputError(f"distance={distance!r} is not supported; lcd-metrics ranks by cosine similarity")
+    if multilabel_col is not None:
+        raise InputError(
+            "multilabel_col is not supported by lcd-metrics 0.1.0; use copairs.map.multilabel for it"
+        )
+    prof = _profiles_from_meta(meta, feats, features, layer, use_rep)
+    rules, keep = parse_rules(prof.obs, pos_sameby, pos_diffby, neg_sameby, neg_diffby, prof.source)
+    check_columns(prof.obs, rules.columns, prof.source)
+    prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
+    check_metadata_complete(prof, rules.columns)
+    check_features(prof)
+    xn = kernels.l2_normalize(prof.X)
+    codes = encode(prof.obs, rules.columns)
+    with progress(len(xn), "average precision", progress_bar) as advance:
+        ap, n_pos, n_total = rank_profiles(xn, codes, rules, advance=advance)
+    if not (n_pos > 0).any():
+        raise InputError(f"{prof.source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
+    if not (n_total > n_pos).any():
+        raise InputError(f"{prof.source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
+    out = prof.obs.copy()
+    out["n_pos_pairs"] = n_pos
+    out["n_total_pairs"] = n_total
+    out["average_precision"] = ap
+    out["normalized_average_precision"] = np.where(n_pos > 0, normalized_ap(ap, n_pos, n_total), np.nan)
+    return out
+
+
+def null_distributions(configs: np.ndarray, null_size: int, seed: int) -> np.ndarray:
+    """One permutation null (``null_size`` random APs) per ``(n_pos, n_total)`` configuration.
+
+    Each configuration has its own generator seeded by ``(seed, n_pos, n_total)``, so a null does not
+    depend on which other configurations exist, on their order or on the thread count.
+    """
+    out = np.empty((len(configs), null_size))
+    for i, (k, total) in enumerate(configs):
+        rng = np.random.default_rng([seed, int(k), int(total)])
+        out[i] = kernels.null_ap(int(k), int(total), null_size, rng)
+    return out
+
+
+def _map_from_ap(
+    ap_scores: pd.DataFrame, sameby: Sequence[str], null_size: int, threshold: float, seed: int
+) -> pd.DataFrame:
+    check_columns(ap_scores, [*sameby, "average_precision", "n_pos_pairs", "n_total_pairs"], "ap_scores")
+    valid = ap_scores["average_precision"].notna().to_numpy() & (ap_scores["n_pos_pairs"].to_numpy() > 0)
+    scores = ap_scores.loc[valid]
+    if scores.empty:
+        raise InputError("ap_scores: no profile has an average precision (no positive pairs)")
+    confs = scores[["n_pos_pairs", "n_total_pairs"]].to_numpy(dtype=np.int64)
+    uconf, inv = np.unique(confs, axis=0, return_inverse=True)
+    nulls = null_distributions(uconf, null_size, seed)
+    norm = scores["normalized_average_precision"] if "normalized_average_precision" in scores else None
+    group_ids, keys = pd.factorize(
+        pd.MultiIndex.from_frame(scores[list(sameby)]) if len(sameby) > 1 else scores[sameby[0]], sort=True
+    )
+    n_groups = len(keys)
+    ap = scores["average_precision"].to_numpy(dtype=np.float64)
+    count = np.bincount(group_ids, minlength=n_groups)
+    mean_ap = np.bincount(group_ids, weights=ap, minlength=n_groups) / count
+    # mAP null of a group = mean over its profiles of their configuration's null (copairs' definition)
+    null_sum = np.zeros((n_groups, null_size))
+    _add_rows(null_sum, group_ids, nulls, inv.ravel())
+    null_mean = null_sum / count[:, None]
+    p = ((null_mean > mean_ap[:, None]).sum(axis=1) + 1) / (null_size + 1)
+    if len(sameby) > 1:
+        out = pd.DataFrame(list(keys), columns=list(sameby))
+    else:
+        out = pd.DataFrame({sameby[0]: keys})
+    out["mean_average_precision"] = mean_ap
+    if norm is not None:
+        out["mean_normalized_average_precision"] = (
+            np.bincount(group_ids, weights=norm.to_numpy(np.float64), minlength=n_groups) / count
+        )
+    out["n_profiles"] = count
+    out["p_value"] = p
+    out["corrected_p_value"] = kernels.bh_qvalues(p)
+    out["below_p"] = out["p_value"] < threshold
+    out["below_corrected_p"] = out["corrected_p_value"] < threshold
+    return out
+
+
+def _add_rows(target: np.ndarray, group_ids: np.ndarray, nulls: np.ndarray, conf_ix: np.ndarray) -> None:
+    """Sum null rows per group without a (profiles x null_size) temporary: count (group, config) first."""
+    pairs, counts = np.unique(np.stack([group_ids, conf_ix], axis=1), axis=0, return_counts=True)
+    for (g, c), k in zip(pairs, counts, strict=True):
+        target[g] += k * nulls[c]
+
+
+def mean_average_precision(
+    data: Any,
+    sameby: str | Sequence[str] | None = None,
+    null_size: int = 10000,
+    threshold: float = 0.05,
+    seed: int = 0,
+    progress_bar: bool = False,
+    max_workers: int | None = None,
+    cache_dir: Any = None,
+    *,
+    pos_sameby: str | Sequence[str] | None = None,
+    pos_diffby: str | Sequence[str] | None = (),
+    neg_sameby: str | Sequence[str] | None = (),
+    neg_diffby: str | Sequence[str] | None = (),
+    multilabel_col: str | None = None,
+    features: Sequence[str] | str | None = None,
+    layer: str | None = None,
+    use_rep: str | None = None,
+    return_ap: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean average precision per group with a permutation p-value and BH q-value.
+
+    Parameters
+    ----------
+    data
+        Either an AP table from :func:`average_precision` (copairs call style, then `pos_sameby` is
+        left out), or profiles (AnnData, DataFrame in pycytominer layout, or a path) together with the
+        pair rules, in which case AP is computed first.
+    sameby
+        Columns defining the groups whose APs are averaged; default: `pos_sameby`.
+    null_size
+        Random rankings per ``(n_pos_pairs, n_total_pairs)`` configuration in the permutation null.
+    threshold
+        Significance level for ``below_p`` and ``below_corrected_p``.
+    seed
+        Seed of the null; results are identical for the same seed whatever ran before (no disk cache).
+    progress_bar, max_workers, cache_dir
+        Accepted for copairs compatibility; `max_workers` and `cache_dir` have no effect.
+    pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, features, layer, use_rep
+        As in :func:`average_precision`.
+    return_ap
+        Also return the per-profile AP table: ``(map_table, ap_table)``.
+
+    Returns
+    -------
+    One row per group: the `sameby` columns, ``mean_average_precision``,
+    ``mean_normalized_average_precision``, ``n_profiles``, ``p_value`` (fraction of null mAPs strictly
+    above the observed one, with +1 smoothing), ``corrected_p_value`` (BH q-value), ``below_p``,
+    ``below_corrected_p``.
+
+    Notes
+    -----
+    The null of a group's mAP is, as in copairs, the mean over the group's profiles of the null AP
+    vector of each profile's configuration (profiles sharing a configuration share one null vector).
+    """
+    if null_size < 1:
+        raise InputError(f"null_size must be >= 1, got {null_size}")
+    if (
+        pos_sameby is None
+        and isinstance(data, pd.DataFrame)
+        and {"average_precision", "n_pos_pairs", "n_total_pairs"} <= set(data.columns)
+    ):
+        ap_table = data
+        if sameby is None:
+            raise InputError("sameby is required when passing an AP table")
+    else:
+        if pos_sameby is None and not pos_diffby:
+            raise InputError(
+                "pass pos_sameby (and the other pair rules), or an AP table from average_precision()"
+            )
+        ap_table = average_precision(
+            data,
+            pos_sameby=pos_sameby,
+            pos_diffby=pos_diffby,
+            neg_sameby=neg_sameby,
+            neg_diffby=neg_diffby,
+            progress_bar=progress_bar,
+            multilabel_col=multilabel_col,
+            features=features,
+            layer=layer,
+            use_rep=use_rep,
+        )
+        if sameby is None:
+            sameby = [
+                c
+                for c in parse_rules(ap_table, pos_sameby, pos_diffby, neg_sameby, neg_diffby, "ap")[
+                    0
+                ].pos_sameby
+            ]
+            if not sameby:
+                raise InputError("sameby is required when pos_sameby is empty")
+    sameby = [sameby] if isinstance(sameby, str) else list(sameby)
+    result = _map_from_ap(ap_table, sameby, null_size, threshold, seed)
+    return (result, ap_table) if return_ap else result

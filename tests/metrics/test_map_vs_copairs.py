@@ -1,0 +1,141 @@
+"""Per-profile AP and group mAP against copairs on the real LINCS plate and the cell-injury screen."""
+
+import warnings
+
+import lcd_metrics as lm
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+copairs_map = pytest.importorskip("copairs.map")
+from copairs.matching import assign_reference_index  # noqa: E402
+
+
+def copairs_ap(meta, feats, **rules):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return copairs_map.average_precision(meta, feats, progress_bar=False, **rules)
+
+
+def assert_same_ap(ours, theirs):
+    assert len(ours) == len(theirs)
+    np.testing.assert_array_equal(ours["n_pos_pairs"].to_numpy(), theirs["n_pos_pairs"].to_numpy())
+    np.testing.assert_array_equal(ours["n_total_pairs"].to_numpy(), theirs["n_total_pairs"].to_numpy())
+    np.testing.assert_allclose(
+        ours["average_precision"].to_numpy(),
+        theirs["average_precision"].to_numpy(),
+        atol=1e-6,
+        equal_nan=True,
+    )
+    np.testing.assert_allclose(
+        ours["normalized_average_precision"].to_numpy(),
+        theirs["normalized_average_precision"].to_numpy(),
+        atol=1e-6,
+        equal_nan=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def lincs_ref(lincs):
+    df = assign_reference_index(
+        lincs, "Metadata_broad_sample == 'DMSO'", reference_col="Metadata_reference_index", default_value=-1
+    )
+    meta = df.filter(regex="^Metadata")
+    feats = df.drop(columns=meta.columns).to_numpy()
+    return meta, feats
+
+
+RETRIEVE_VS_DMSO = dict(
+    pos_sameby=["Metadata_broad_sample", "Metadata_reference_index"],
+    pos_diffby=[],
+    neg_sameby=[],
+    neg_diffby=["Metadata_broad_sample", "Metadata_reference_index"],
+)
+
+
+def test_lincs_replicates_vs_dmso_ap_and_map_match_copairs(lincs_ref):
+    meta, feats = lincs_ref
+    theirs = copairs_ap(meta, feats, **RETRIEVE_VS_DMSO)
+    ours = lm.average_precision(meta, feats, **RETRIEVE_VS_DMSO)
+    assert_same_ap(ours, theirs)
+    assert ours["average_precision"].notna().sum() == 360  # every compound well is a query
+
+    sameby = ["Metadata_broad_sample"]
+    m_theirs = copairs_map.mean_average_precision(
+        theirs, sameby, null_size=5000, threshold=0.05, seed=0, progress_bar=False
+    )
+    m_ours = lm.mean_average_precision(ours, sameby, null_size=5000, threshold=0.05, seed=0)
+    both = m_theirs.merge(m_ours, on=sameby, suffixes=("_c", "_l"))
+    assert len(both) == len(m_theirs) == len(m_ours) == 58
+    np.testing.assert_allclose(both["mean_average_precision_c"], both["mean_average_precision_l"], atol=1e-6)
+    np.testing.assert_allclose(
+        both["mean_normalized_average_precision_c"], both["mean_normalized_average_precision_l"], atol=1e-6
+    )
+    # p-values come from different random nulls: statistically consistent, not equal
+    rho = spearmanr(both["p_value_c"], both["p_value_l"]).statistic
+    assert rho > 0.95
+    clear = (both["p_value_c"] < 0.005) | (both["p_value_c"] > 0.2)
+    assert clear.sum() >= 10
+    assert (both.loc[clear, "p_value_c"] < 0.05).equals(both.loc[clear, "p_value_l"] < 0.05)
+    ratio = np.log10(both["p_value_l"]) - np.log10(both["p_value_c"])
+    assert np.abs(ratio).median() < 0.15
+
+
+def test_one_call_from_file_equals_two_step(lincs_path, lincs_ref):
+    meta, feats = lincs_ref
+    two_step = lm.mean_average_precision(
+        lm.average_precision(meta, feats, **RETRIEVE_VS_DMSO), ["Metadata_broad_sample"], null_size=500
+    )
+    df = pd.read_csv(lincs_path)
+    df = assign_reference_index(
+        df, "Metadata_broad_sample == 'DMSO'", reference_col="Metadata_reference_index", default_value=-1
+    )
+    one_call = lm.mean_average_precision(
+        df, null_size=500, sameby=["Metadata_broad_sample"], **RETRIEVE_VS_DMSO
+    )
+    pd.testing.assert_frame_equal(two_step, one_call)
+
+
+def test_lincs_dose_rules_with_diffby_match_copairs(lincs_ref):
+    """Positives: same compound at a different dose; negatives: other compounds at the same dose."""
+    meta, feats = lincs_ref
+    keep = (meta["Metadata_broad_sample"] != "DMSO").to_numpy()
+    rules = dict(
+        pos_sameby=["Metadata_broad_sample"],
+        pos_diffby=["Metadata_mmoles_per_liter"],
+        neg_sameby=["Metadata_mmoles_per_liter"],
+        neg_diffby=["Metadata_broad_sample"],
+    )
+    theirs = copairs_ap(meta[keep].reset_index(drop=True), feats[keep], **rules)
+    ours = lm.average_precision(meta[keep].reset_index(drop=True), feats[keep], **rules)
+    assert_same_ap(ours, theirs)
+
+
+def test_cell_injury_per_plate_matches_copairs(cell_injury):
+    """Replicate wells of a compound (any plate) against the negative controls of the query's plate."""
+    df = cell_injury.dropna(subset=["Compound Name"]).reset_index(drop=True)  # one well has no name
+    df["is_neg"] = df["Control Type"].eq("Negative")
+    df = assign_reference_index(df, "is_neg", reference_col="ref", default_value=-1)
+    df["compound"] = df["Compound Name"]
+    df["plate"] = df["Plate"]
+    meta_cols = [c for c in df.columns if not c.startswith(("Cells_", "Cytoplasm_", "Nuclei_", "Image_"))]
+    meta = df[meta_cols].reset_index(drop=True)
+    feats = df.drop(columns=meta_cols).to_numpy()
+    rules = dict(
+        pos_sameby=["compound", "ref"], pos_diffby=[], neg_sameby=["plate"], neg_diffby=["compound", "ref"]
+    )
+    theirs = copairs_ap(meta[["compound", "ref", "plate"]], feats, **rules)
+    ours = lm.average_precision(meta, feats, **rules)
+    assert_same_ap(ours, theirs)
+    sameby = ["compound"]
+    m_theirs = copairs_map.mean_average_precision(
+        theirs, sameby, null_size=2000, threshold=0.05, seed=1, progress_bar=False
+    )
+    m_ours = lm.mean_average_precision(ours, sameby, null_size=2000, threshold=0.05, seed=1)
+    both = m_theirs.merge(m_ours, on=sameby, suffixes=("_c", "_l"))
+    assert len(both) == len(m_ours) > 50
+    np.testing.assert_allclose(both["mean_average_precision_c"], both["mean_average_precision_l"], atol=1e-6)
+    assert spearmanr(both["p_value_c"], both["p_value_l"]).statistic > 0.9
+    agree = (both["below_corrected_p_c"] == both["below_corrected_p_l"]).mean()
+    assert agree > 0.9
