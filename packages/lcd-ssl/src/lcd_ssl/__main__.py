@@ -1,0 +1,5 @@
+"""``python -m lcd_ssl`` (e.g. ``torchrun --nproc_per_node 2 -m lcd_ssl train ...``)."""
+
+from .cli import main
+
+main()

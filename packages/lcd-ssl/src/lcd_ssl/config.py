@@ -1,0 +1,252 @@
+"""Training configuration: one dataclass, the five ablation variants, and its validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+VARIANTS = ("dino", "dino+barlow", "dino+xb", "dino+barlow+xb", "pa+dino+barlow+xb")
+
+# Fields that may differ between a run and its resumption: they change how, not what, is computed.
+RUNTIME_FIELDS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "progress")
+
+
+class ConfigError(ValueError):
+    """A training option is invalid or incompatible with the data or with the run being resumed."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines an lcd-ssl training run.
+
+    The defaults follow the LCD paper / DINO (Caron et al. 2021) for a ViT-S/16; tiny runs (tests,
+    ``lcd demo``) override the model (``model_kwargs``), crop sizes and the step budget.
+
+    Parameters
+    ----------
+    variant
+        One of :data:`VARIANTS`: ``dino``; ``+barlow`` adds the Barlow Twins term; ``+xb`` samples the
+        two global crops from two replicas of the same compound/dose/timepoint and centers the teacher
+        per replica; ``pa+`` draws each crop's z-plane at random instead of blurring.
+    model
+        timm model name (created with random weights; nothing is downloaded).
+    model_kwargs
+        timm overrides, e.g. ``{"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8}``.
+    in_chans
+        Model input channels. ``None``: the number of selected planes (``planes``), or 1 with
+        plane-agnostic crops (a PA crop is one plane; with ``in_chans > 1`` that plane is repeated).
+    planes
+        Plane indices read from each field (``None``: all planes of the manifest).
+    drop_path_rate
+        Stochastic depth of the student (the teacher runs in eval mode, without it).
+    out_dim, hidden_dim, bottleneck_dim
+        DINO head sizes (3-layer MLP, L2-normalized bottleneck, weight-normalized last layer).
+    global_crop_size, local_crop_size, global_crop_scale, local_crop_scale, n_local_crops
+        Multi-crop: two global crops and ``n_local_crops`` local crops (cross-batch: half from each
+        image) as fractions of the sampling window area.
+    window_size
+        Side of the random window cut from a field before cropping (``None``: the whole field). Crop
+        scales are relative to this window, so a 2160² field is not squeezed into 224 pixels.
+    batch_size
+        Global batch (anchors per step over all processes; each anchor gives all crops).
+    epochs, steps_per_epoch
+        Schedule length. ``steps_per_epoch=None``: one pass over the anchors (dropping the last
+        incomplete batch); an integer repeats/truncates shuffled passes to that many steps.
+    lr, min_lr, scale_lr, warmup_epochs
+        AdamW learning rate: linear warmup then cosine to ``min_lr``; ``scale_lr`` multiplies ``lr``
+        by ``batch_size / 256``.
+    weight_decay, weight_decay_end
+        Cosine weight-decay schedule on weights (biases and norm parameters are not decayed).
+    momentum_teacher
+        EMA momentum, cosine from this value to 1 over all iterations.
+    student_temp, teacher_temp, warmup_teacher_temp, warmup_teacher_temp_epochs, center_momentum
+        DINO loss temperatures and center momentum.
+    barlow_lambda, barlow_weight
+        Off-diagonal weight λ of the Barlow term, and its weight relative to DINO after normalization.
+    clip_grad
+        Per-parameter gradient-norm clip (0 disables it).
+    freeze_last_layer_epochs
+        Epochs during which the head's last layer gets no update.
+    precision
+        ``"bf16"`` (autocast) or ``"fp32"``.
+    compile
+        Wrap the student and teacher with ``torch.compile``.
+    seed
+        Seeds model initialization, sampling and augmentations; results do not depend on
+        ``num_workers`` or on the number of processes.
+    checkpoint_every
+        Save a checkpoint every this many steps (and always at the end of each epoch).
+    no_partner
+        Cross-batch anchors without a partner in another replica: ``"self"`` (the second global crop
+        comes from the anchor itself, as in plain DINO; counted) or ``"drop"`` (such anchors are not
+        used; an error if none is left).
+    replica_key, compound_key, dose_key, timepoint_key
+        Metadata column names (cross-batch variants).
+    normalization
+        Preprocessing, lcd-embed's convention: each field is mapped by ``lcd_embed.normalize_intensity``
+        (``method``, ``low``, ``high``, ``per_plane``: percentiles to [0, 1]) when read, and crops are
+        standardized by ``(x - mean) / std`` (scalars or one value per channel) before the model.
+        Stored in exported checkpoints, so ``lcd-embed embed`` preprocesses tiles the same way.
+    downscale
+        Integer block-mean downscaling of each field after normalization (``lcd_embed.downscale``;
+        pass the same factor to ``lcd-embed embed``).
+    cache_images
+        Keep normalized fields in memory after the first read (per DataLoader worker).
+    device, num_workers, log_every, progress
+        Runtime options (may change when a run is resumed).
+    """
+
+    variant: str = "dino"
+    model: str = "vit_small_patch16_224"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    in_chans: int | None = None
+    planes: list[int] | None = None
+    drop_path_rate: float = 0.1
+    out_dim: int = 4096
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    global_crop_size: int = 224
+    local_crop_size: int = 96
+    global_crop_scale: tuple[float, float] = (0.4, 1.0)
+    local_crop_scale: tuple[float, float] = (0.05, 0.4)
+    n_local_crops: int = 6
+    window_size: int | None = 448
+    batch_size: int = 64
+    epochs: int = 100
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    min_lr: float = 1e-6
+    scale_lr: bool = False
+    warmup_epochs: float = 10.0
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    momentum_teacher: float = 0.996
+    student_temp: float = 0.1
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    center_momentum: float = 0.9
+    barlow_lambda: float = 0.5
+    barlow_weight: float = 1.0
+    clip_grad: float = 3.0
+    freeze_last_layer_epochs: int = 1
+    precision: str = "bf16"
+    compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 500
+    no_partner: str = "self"
+    replica_key: str = "replica"
+    compound_key: str = "compound"
+    dose_key: str = "dose"
+    timepoint_key: str = "timepoint"
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {
+            "method": "percentile",
+            "low": 1.0,
+            "high": 99.0,
+            "per_plane": False,
+            "mean": 0.5,
+            "std": 0.5,
+        }
+    )
+    downscale: int = 1
+    cache_images: bool = True
+    device: str = "cpu"
+    num_workers: int = 0
+    log_every: int = 1
+    progress: bool = True
+
+    # ---- derived flags -------------------------------------------------------------------------
+    @property
+    def use_barlow(self) -> bool:
+        return "barlow" in self.variant.split("+")
+
+    @property
+    def cross_batch(self) -> bool:
+        return "xb" in self.variant.split("+")
+
+    @property
+    def plane_agnostic(self) -> bool:
+        return self.variant.startswith("pa+")
+
+    def validate(self) -> TrainConfig:
+        """Check option values; returns self. Raises :class:`ConfigError` naming the option."""
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        positive = (
+            "out_dim",
+            "hidden_dim",
+            "bottleneck_dim",
+            "global_crop_size",
+            "local_crop_size",
+            "batch_size",
+            "epochs",
+        )
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
+        if self.n_local_crops < 0 or (self.cross_batch and self.n_local_crops % 2):
+            raise ConfigError(
+                f"n_local_crops must be >= 0 (and even for cross-batch variants: half per image), got {self.n_local_crops}"
+            )
+        for name in ("global_crop_scale", "local_crop_scale"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi <= 1:
+                raise ConfigError(f"{name} must satisfy 0 < low <= high <= 1, got {(lo, hi)}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ConfigError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.no_partner not in ("self", "drop"):
+            raise ConfigError(f"no_partner must be 'self' or 'drop', got {self.no_partner!r}")
+        if not 0 <= self.barlow_lambda < 1:
+            raise ConfigError(f"barlow_lambda must be in [0, 1), got {self.barlow_lambda}")
+        if int(self.downscale) != self.downscale or self.downscale < 1:
+            raise ConfigError(f"downscale must be a positive integer, got {self.downscale}")
+        unknown = sorted(
+            set(self.normalization) - {"method", "low", "high", "per_plane", "clip", "mean", "std"}
+        )
+        if unknown:
+            raise ConfigError(
+                f"unknown normalization key(s) {unknown}; use method, low, high, per_plane, clip, mean, std"
+            )
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.window_size is not None and self.window_size < self.local_crop_size:
+            raise ConfigError(
+                f"window_size {self.window_size} is smaller than local_crop_size {self.local_crop_size}"
+            )
+        for name in ("lr", "student_temp", "teacher_temp", "warmup_teacher_temp"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v}")
+        return self
+
+    # ---- (de)serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["global_crop_scale"] = list(self.global_crop_scale)
+        d["local_crop_scale"] = list(self.local_crop_scale)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig option(s): {', '.join(unknown)}")
+        d = dict(d)
+        for name in ("global_crop_scale", "local_crop_scale"):
+            if name in d:
+                d[name] = tuple(float(v) for v in d[name])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def schedule_fields_differ(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names of options that differ between a saved run and the current config, runtime options excepted."""
+    return sorted(k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k])

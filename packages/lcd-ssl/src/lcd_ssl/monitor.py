@@ -1,0 +1,89 @@
+"""Training health metrics, the JSONL metrics log and the rich progress bar.
+
+Collapse (Caron et al. 2021, Sec. 5.3; Chen & He 2021, SimSiam): with collapse to one prototype the
+L2-normalized teacher outputs stop varying across images (per-dimension std -> 0, versus about
+1/sqrt(d) for well-spread outputs); with collapse to the uniform distribution the teacher entropy
+reaches ln(out_dim) and the DINO loss sits at ln(out_dim).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def teacher_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Mean Shannon entropy (nats) of the teacher's sharpened distributions."""
+    p = probs.float().flatten(0, -2)
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1).mean()
+
+
+@torch.no_grad()
+def normalized_std(outputs: torch.Tensor) -> torch.Tensor:
+    """Mean over dimensions of the batch std of L2-normalized outputs (healthy ~ 1/sqrt(d), collapse -> 0)."""
+    z = F.normalize(outputs.float(), dim=-1)
+    return z.std(dim=0).mean()
+
+
+class MetricsLog:
+    """Append-only JSONL of one record per step; on resume, records after the resumed step are dropped."""
+
+    def __init__(self, path: Path, *, resume_step: int, enabled: bool = True):
+        self.path = path
+        self.enabled = enabled
+        if not enabled:
+            return
+        kept = []
+        if path.exists() and resume_step > 0:
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+                if rec.get("step", math.inf) <= resume_step:
+                    kept.append(line)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics-", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+class ProgressBar:
+    """A rich progress bar over steps (no-op when disabled, e.g. on ranks other than 0)."""
+
+    def __init__(self, total: int, start: int, *, enabled: bool):
+        self.progress = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("lcd-ssl"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total, completed=start, info="")
+
+    def update(self, step: int, info: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, info=info)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

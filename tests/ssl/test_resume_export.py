@@ -1,0 +1,102 @@
+"""Kill/resume reproducibility, non-finite loss handling, export round trip."""
+
+import json
+
+import pytest
+import torch
+
+import lcd_ssl
+from lcd_ssl import NonFiniteLossError, export_backbone, train
+from lcd_ssl.checkpoint import load_state
+
+
+def _weights(run):
+    s = load_state(run / "checkpoint.pt")
+    return s
+
+
+def _assert_same_state(a, b):
+    for part in ("student", "teacher", "loss"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        for k in sa:
+            assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k]))
+    assert a["step"] == b["step"]
+
+
+@pytest.mark.parametrize("variant", ["pa+dino+barlow+xb", "dino"])
+def test_killed_and_resumed_run_is_bit_identical(tmp_path, tiny_images, variant, tiny_config):
+    cfg = tiny_config(variant=variant, precision="bf16" if variant == "dino" else "fp32")
+    full = train(tiny_images, cfg, tmp_path / "full")
+
+    # a crash after step 5 (checkpoints at 3 and at the epoch end, 4): the run restarts from step 4
+    def crash(record):
+        if record["step"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_images, cfg, tmp_path / "resumed", on_step=crash)
+    assert load_state(tmp_path / "resumed" / "checkpoint.pt")["step"] == 4
+    train(tiny_images, cfg, tmp_path / "resumed")
+    _assert_same_state(_weights(full), _weights(tmp_path / "resumed"))
+    steps = [
+        json.loads(line).get("step")
+        for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(9))  # the start record (step 0), then each step once (crashed step 5 replaced)
+
+
+def test_max_steps_stops_with_checkpoint_and_continues(tmp_path, tiny_images, tiny_config):
+    cfg = tiny_config(variant="dino+barlow")
+    full = train(tiny_images, cfg, tmp_path / "full")
+    train(tiny_images, cfg, tmp_path / "part", max_steps=2)
+    assert load_state(tmp_path / "part" / "checkpoint.pt")["step"] == 2
+    train(tiny_images, cfg, tmp_path / "part")
+    _assert_same_state(_weights(full), _weights(tmp_path / "part"))
+
+
+def test_resume_with_different_options_is_refused(tmp_path, tiny_images, tiny_config):
+    train(tiny_images, tiny_config(), tmp_path / "run", max_steps=1)
+    with pytest.raises(lcd_ssl.ConfigError, match="lr"):
+        train(tiny_images, tiny_config(lr=0.1), tmp_path / "run")
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, tiny_images, monkeypatch, tiny_config):
+    cfg = tiny_config(variant="dino")
+    run = tmp_path / "run"
+    train(tiny_images, cfg, run, max_steps=3)
+    before = _weights(run)
+    real = lcd_ssl.losses.dino_cross_entropy
+
+    def poisoned(logp, q):
+        return real(logp, q) * float("nan")
+
+    monkeypatch.setattr(lcd_ssl.losses, "dino_cross_entropy", poisoned)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 4"):
+        train(tiny_images, cfg, run)
+    _assert_same_state(before, _weights(run))
+
+
+def test_export_round_trip_with_lcd_embed(tmp_path, tiny_images, tiny_config):
+    import lcd_embed
+
+    cfg = tiny_config(variant="dino+barlow+xb")
+    run = train(tiny_images, cfg, tmp_path / "run", max_steps=2)
+    folder = export_backbone(run, tmp_path / "ckpt")
+    model, config = lcd_embed.load_backbone(folder)
+    assert config["in_chans"] == 3 and config["embed_dim"] == 64 and config["patch_size"] == 8
+    assert config["normalization"]["mean"] == [0.5, 0.5, 0.5]
+    # the exported weights are the teacher backbone's: same features on the same input
+    state = load_state(run / "checkpoint.pt")
+    teacher = {
+        k.removeprefix("backbone."): v for k, v in state["teacher"].items() if k.startswith("backbone.")
+    }
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, teacher[k]), k
+    x = torch.randn(2, 3, 48, 48)
+    ref = lcd_embed.load_backbone(cfg.model, **cfg.model_kwargs, in_chans=3, img_size=32)[0]
+    ref.load_state_dict(teacher)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))
