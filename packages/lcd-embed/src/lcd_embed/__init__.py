@@ -32,6 +32,15 @@ _EXPORTS = {
     "read_config": "checkpoint",
     "model_config": "checkpoint",
     "attention_and_keys": "attention",
+    "count_planes": "read",
+    "preprocess_field": "preprocess",
+    "control_stats": "controls",
+    "select_controls": "controls",
+    "Preprocessing": "embedding",
+    "embed": "embedding",
+    "tile_features": "embedding",
+    "write_adata": "output",
+    "read_adata": "output",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,6 +10,7 @@ the key features for object discovery follow Siméoni et al. 2021/2023 (LOST, FO
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .checkpoint import unwrap
@@ -83,3 +84,37 @@ def _grid(vit, hw) -> tuple[int, int]:
     else:
         h, w = (int(s) // int(p) for s, p in zip(hw, pe.patch_size, strict=True))
     return int(h), int(w)
+
+
+def tile_attention(model: torch.nn.Module, tiles: torch.Tensor, *, batch_size: int = 64) -> np.ndarray:
+    """CLS->patch attention of each tile on its patch grid: (T, heads, gh, gw) float32 numpy."""
+    out = []
+    for start in range(0, len(tiles), batch_size):
+        res = attention_and_keys(model, tiles[start : start + batch_size])
+        gh, gw = res["grid"]
+        att = res["cls_attention"]
+        out.append(att.reshape(att.shape[0], att.shape[1], gh, gw).cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def stitch_tiles(
+    values: np.ndarray, coords: np.ndarray, field_shape: tuple[int, int], tile_size: int
+) -> np.ndarray:
+    """Place per-tile maps (T, K, gh, gw) back into a field (K, H, W), nearest upsampling, mean over overlaps.
+
+    ``coords`` and ``tile_size`` are in field pixels; pixels no tile covers are NaN.
+    """
+    _, k, gh, gw = values.shape
+    h, w = field_shape
+    acc = np.zeros((k, h, w), np.float64)
+    cnt = np.zeros((h, w), np.int32)
+    yi = np.minimum(np.arange(tile_size) * gh // tile_size, gh - 1)
+    xi = np.minimum(np.arange(tile_size) * gw // tile_size, gw - 1)
+    for v, (y, x) in zip(values, coords, strict=True):
+        up = v[:, yi][:, :, xi]
+        hh, ww = min(tile_size, h - y), min(tile_size, w - x)
+        acc[:, y : y + hh, x : x + ww] += up[:, :hh, :ww]
+        cnt[y : y + hh, x : x + ww] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = acc / cnt
+    return out.astype(np.float32)

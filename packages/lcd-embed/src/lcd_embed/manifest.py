@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_write
 from .errors import InputError
 
 PLANE_COLUMN = re.compile(r"^path_z(\d+)$")
@@ -165,19 +165,9 @@ def validate_manifest(
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table atomically as CSV or parquet (chosen by the suffix)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    if path.suffix in (".parquet", ".pq"):
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def well_name(row: int, column: int) -> str:

@@ -178,3 +178,38 @@ def _per_plane(v, x: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or a.shape != (x.shape[0],):
         raise InputError(f"control stats have shape {a.shape} but the image has shape {x.shape}")
     return a[:, None, None]
+
+
+def preprocess_field(
+    image: np.ndarray,
+    *,
+    in_chans: int,
+    normalization: str = "percentile",
+    low: float = 1.0,
+    high: float = 99.0,
+    per_plane: bool = False,
+    clip: bool = False,
+    stats: Mapping[str, float | np.ndarray] | None = None,
+    downscale_factor: int = 1,
+    tile_size: int = 224,
+    stride: int | None = None,
+    edge: str = "drop",
+    source: str = "image",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole per-field chain: normalize (full field) -> downscale -> channels -> tiles.
+
+    Returns tiles (T, in_chans, tile_size, tile_size) float32 and their top-left (y, x) in the
+    coordinates of the original (not downscaled) field. Errors name ``source``.
+    """
+    try:
+        x = normalize_intensity(
+            image, method=normalization, low=low, high=high, stats=stats, per_plane=per_plane, clip=clip
+        )
+        x = downscale(x, downscale_factor)
+        x = match_channels(x, in_chans, source=source)
+        tiles, coords = tile_image(x, tile_size=tile_size, stride=stride, edge=edge)
+    except InputError as exc:
+        if source in str(exc):
+            raise
+        raise InputError(f"{source}: {exc}") from exc
+    return tiles, coords * int(downscale_factor)

@@ -140,3 +140,25 @@ def _check_exists(path: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     return p
+
+
+def count_planes(source: Mapping | pd.Series | str | os.PathLike) -> int:
+    """Number of planes of a field without decoding pixels when possible (TIFF header only)."""
+    paths = plane_paths(source) if isinstance(source, (pd.Series, Mapping)) else [str(source)]
+    if len(paths) > 1:
+        return len(paths)
+    p = _check_exists(paths[0])
+    if p.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(p) as tif:
+                shape = tif.series[0].shape
+        except Exception as exc:  # damaged file: name it
+            raise ImageReadError(f"cannot read image {paths[0]}: {exc}") from exc
+        if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4):
+            return 1
+        if len(shape) == 3:
+            return int(shape[0])
+        raise ImageReadError(f"{paths[0]}: unsupported image shape {shape}")
+    return 1

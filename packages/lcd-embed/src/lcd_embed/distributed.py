@@ -1,0 +1,147 @@
+"""Scale-out under torchrun: process group setup, manifest shards, shard files, resume fingerprints.
+
+The manifest is cut into fixed-size shards of consecutive rows (independent of the number of
+processes, so a re-run with another world size still reuses finished shards); shard k goes to rank
+k mod world. Each finished shard is an ``.npz`` (features + row/tile/coordinates) plus a JSON done
+marker written last, both atomically; a re-run skips shards whose marker carries the same
+fingerprint. Rank 0 merges the shards in manifest order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write
+from .errors import InputError
+
+
+@dataclass
+class DistContext:
+    """Where this process runs: rank, world size, device; whether we created the process group."""
+
+    rank: int
+    world: int
+    device: torch.device
+    owns_group: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str | torch.device | None = None) -> DistContext:
+    """Join the torchrun process group when there is one (gloo on CPU, nccl on GPU); else a single process."""
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), device, owns_group=False)
+    if world_env > 1:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return DistContext(dist.get_rank(), dist.get_world_size(), device, owns_group=True)
+    return DistContext(0, 1, device, owns_group=False)
+
+
+def teardown(ctx: DistContext) -> None:
+    import torch.distributed as dist
+
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    import torch.distributed as dist
+
+    if ctx.world > 1:
+        dist.barrier()
+
+
+def gather(ctx: DistContext, obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable, small), in rank order, on every rank."""
+    import torch.distributed as dist
+
+    if ctx.world == 1:
+        return [obj]
+    out: list[Any] = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def shard_ranges(n_rows: int, shard_size: int) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) row ranges of at most ``shard_size`` rows."""
+    if shard_size < 1:
+        raise InputError(f"shard size must be positive, got {shard_size}")
+    return [(s, min(s + shard_size, n_rows)) for s in range(0, n_rows, shard_size)]
+
+
+def shards_of_rank(n_shards: int, rank: int, world: int) -> list[int]:
+    return list(range(rank, n_shards, world))
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """Stable hash of everything that determines a run's numbers."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def state_dict_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def shard_files(shard_dir: Path, k: int, n: int) -> tuple[Path, Path]:
+    stem = f"shard-{k:05d}-of-{n:05d}"
+    return shard_dir / f"{stem}.npz", shard_dir / f"{stem}.json"
+
+
+def shard_done(shard_dir: Path, k: int, n: int, fp: str) -> bool:
+    """True when shard k has its data and a done marker with this fingerprint."""
+    data, marker = shard_files(shard_dir, k, n)
+    if not (data.is_file() and marker.is_file()):
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        return False
+    if info.get("fingerprint") != fp:
+        raise InputError(
+            f"{shard_dir} holds shards of a different run (other manifest, model or settings); "
+            "delete that folder or choose another output"
+        )
+    return True
+
+
+def write_shard(
+    shard_dir: Path, k: int, n: int, fp: str, arrays: dict[str, np.ndarray], failures: list[dict]
+) -> None:
+    """Shard data then its done marker, each atomically."""
+    data, marker = shard_files(shard_dir, k, n)
+    atomic_write(data, lambda tmp: np.savez(tmp, **arrays))
+    info = {"fingerprint": fp, "n_tiles": len(arrays["rows"]), "failures": failures}
+    atomic_write(marker, lambda tmp: Path(tmp).write_text(json.dumps(info, default=str)))
+
+
+def read_shard(shard_dir: Path, k: int, n: int) -> tuple[dict[str, np.ndarray], list[dict]]:
+    data, marker = shard_files(shard_dir, k, n)
+    with np.load(data) as z:
+        arrays = {key: z[key] for key in z.files}
+    return arrays, json.loads(marker.read_text())["failures"]

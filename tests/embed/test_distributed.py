@@ -1,0 +1,86 @@
+"""Scale-out: 2-process gloo torchrun == 1 process; finished shards are skipped on a re-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from lcd_embed import InputError, embed, read_adata, save_checkpoint
+
+
+@pytest.fixture
+def plate(tmp_path, rng, tiny_vit):
+    rows = []
+    for i in range(7):
+        p = tmp_path / f"f{i}.tif"
+        tifffile.imwrite(p, rng.integers(0, 4000, (3, 64, 48), dtype=np.uint16), photometric="minisblack")
+        rows.append({"plate": "P1", "well": f"B{i + 1:02d}", "fov": i % 2, "dose": float(i), "path": str(p)})
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    model, config = tiny_vit(in_chans=3, seed=11)
+    ckpt = save_checkpoint(model, tmp_path / "ckpt", config)
+    return tmp_path / "manifest.csv", ckpt
+
+
+def test_torchrun_two_processes_equal_one(plate, tmp_path):
+    manifest, ckpt = plate
+    single = embed(manifest, ckpt, out=tmp_path / "one.h5ad", num_workers=0, shard_size=2, progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "lcd_embed",
+        "embed",
+        str(manifest),
+        "--model",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "two.h5ad"),
+        "--workers",
+        "0",
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "3",
+        "--no-progress",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    two = read_adata(tmp_path / "two.h5ad")
+    assert two.obs_names.tolist() == single.obs_names.tolist()
+    pd.testing.assert_frame_equal(two.obs.astype(str), single.obs.astype(str))
+    np.testing.assert_allclose(two.X, single.X, rtol=1e-5, atol=1e-5)
+    assert not (tmp_path / "two.h5ad.shards").exists()
+
+
+def test_resume_skips_finished_shards(plate, tmp_path):
+    manifest, ckpt = plate
+    out = tmp_path / "emb.h5ad"
+    first = embed(manifest, ckpt, out=out, num_workers=0, shard_size=3, keep_shards=True, progress=False)
+    shards = sorted((tmp_path / "emb.h5ad.shards").glob("shard-*"))
+    assert [s.name for s in shards if s.suffix == ".json"] == [
+        f"shard-{k:05d}-of-00003.json" for k in range(3)
+    ]
+    # simulate a crash: shard 1 never finished, no merged output
+    for s in shards:
+        if s.name.startswith("shard-00001"):
+            s.unlink()
+    out.unlink()
+    before = {s.name: s.stat().st_mtime_ns for s in shards if s.exists()}
+    second = embed(manifest, ckpt, out=out, num_workers=0, shard_size=3, keep_shards=True, progress=False)
+    after = {s.name: s.stat().st_mtime_ns for s in (tmp_path / "emb.h5ad.shards").glob("shard-*")}
+    assert {k: after[k] for k in before} == before  # finished shards untouched
+    assert "shard-00001-of-00003.npz" in after  # the missing one was redone
+    np.testing.assert_array_equal(second.X, first.X)
+    # other settings must not silently reuse those shards
+    with pytest.raises(InputError, match="different run"):
+        embed(manifest, ckpt, out=out, num_workers=0, shard_size=3, pooling="mean", progress=False)
