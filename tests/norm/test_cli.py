@@ -106,3 +106,22 @@ def test_main_without_typer_says_how_to_install(monkeypatch, capsys):
     finally:
         monkeypatch.setattr(builtins, "__import__", real_import)
         importlib.reload(cli)
+
+
+def test_compare_on_well_level_cell_painting(tmp_path, injury_table):
+    csv = tmp_path / "injury.csv.gz"
+    injury_table.to_csv(csv, index=False)
+    table = tmp_path / "cmp.csv"
+    result = _run(
+        "compare", csv, table,
+        "--batch-key", "Experimental Condition [Experimental Batch]",
+        "--label-key", "injury_type",
+        "--measurement-keys", "Plate",
+        "--fov-key", "none",
+        "--control", "`Control Type` == 'Negative'",
+        "--null-size", "50",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(table).set_index("method")
+    assert (frame["status"] == "ok").all(), frame["reason"].tolist()
+    assert frame.loc["fastmnn", "batch_silhouette"] < frame.loc["none", "batch_silhouette"]

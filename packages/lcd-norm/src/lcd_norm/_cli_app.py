@@ -68,6 +68,11 @@ def _save(adata, path: Path) -> None:
     typer.echo(f"wrote {path} ({adata.n_obs} rows × {adata.n_vars} features)")
 
 
+def _optional_key(value: str) -> str | None:
+    """``--fov-key none`` (or empty) means: no FOV column, Harmony on the replica only."""
+    return None if value.strip().lower() in ("", "none") else value
+
+
 def _fmt(value) -> str:
     """Three decimals; NaN as n/a."""
     return "n/a" if value != value else f"{value:.3f}"
@@ -216,7 +221,7 @@ def mad_harmony_fov_cmd(
         str, typer.Option(help="Comma-separated measurement columns.")
     ] = "plate,timepoint",
     replica_key: str = "replica",
-    fov_key: str = "fov",
+    fov_key: Annotated[str, typer.Option(help="FOV column; 'none' for well-level data.")] = "fov",
     control: Control = DEFAULT_CONTROL,
     theta: float = 2.0,
     seed: int = 0,
@@ -233,7 +238,7 @@ def mad_harmony_fov_cmd(
         adata,
         measurement_keys=_split(measurement_keys),
         replica_key=replica_key,
-        fov_key=fov_key,
+        fov_key=_optional_key(fov_key),
         control=control,
         theta=theta,
         seed=seed,
@@ -255,9 +260,10 @@ def compare_cmd(
         "none,mad,harmony,fastmnn,mad_harmony_fov"
     ),
     measurement_keys: str = "plate,timepoint",
-    fov_key: str = "fov",
+    fov_key: Annotated[str, typer.Option(help="FOV column; 'none' for well-level data.")] = "fov",
     control: Control = DEFAULT_CONTROL,
     seed: int = 0,
+    null_size: Annotated[int, typer.Option(help="Permutations for the mAP significance null.")] = 1000,
     features: Features = None,
     layer: Layer = None,
     plot: Annotated[Path | None, typer.Option(help="Also write a bar-chart figure here (.png).")] = None,
@@ -279,10 +285,11 @@ def compare_cmd(
         batch_key=batch_key,
         label_key=label_key,
         measurement_keys=_split(measurement_keys),
-        fov_key=fov_key,
+        fov_key=_optional_key(fov_key),
         control=control,
         layer=layer,
         seed=seed,
+        null_size=null_size,
         progress=True,
     )
     write_table(table, output)

@@ -38,7 +38,12 @@ def multibatch_pca(
         centred = X[batch_codes == b] - centre
         cov += centred.T @ centred / len(centred)
     cov /= n_batches
-    eigvals, eigvecs = np.linalg.eigh(cov)
+    from threadpoolctl import threadpool_limits
+
+    # a features × features eigenproblem gains nothing from threads, and multithreaded OpenBLAS on a
+    # busy machine can take seconds instead of milliseconds for it
+    with threadpool_limits(limits=1, user_api="blas"):
+        eigvals, eigvecs = np.linalg.eigh(cov)
     top = np.argsort(eigvals)[::-1][:n_components]
     rotation = eigvecs[:, top]
     flip = np.sign(rotation[np.abs(rotation).argmax(axis=0), np.arange(rotation.shape[1])])

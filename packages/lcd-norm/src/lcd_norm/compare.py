@@ -35,7 +35,7 @@ def compare(
     batch_key: str = "replica",
     label_key: str = "compound",
     measurement_keys: Sequence[str] = ("plate", "timepoint"),
-    fov_key: str = "fov",
+    fov_key: str | None = "fov",
     control: str = DEFAULT_CONTROL,
     layer: str | None = None,
     theta: float = 2.0,
@@ -43,6 +43,7 @@ def compare(
     n_components: int = 50,
     seed: int = 0,
     map_cross_batch: bool = True,
+    null_size: int = 1000,
     sample_size: int = 5000,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -99,6 +100,7 @@ def compare(
                 layer=layer if key is None else None,
                 use_rep=key,
                 map_cross_batch=map_cross_batch,
+                null_size=null_size,
                 sample_size=sample_size,
                 seed=seed,
             )

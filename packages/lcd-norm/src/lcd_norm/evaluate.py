@@ -93,6 +93,7 @@ def evaluate(
     layer: str | None = None,
     use_rep: str | None = None,
     map_cross_batch: bool = True,
+    null_size: int = 1000,
     sample_size: int = 5000,
     seed: int = 0,
 ) -> dict:
@@ -109,8 +110,10 @@ def evaluate(
         Biological label (e.g. compound or MoA). ``label_silhouette``: higher is better.
     map_cross_batch
         Replicate-retrieval mAP with positives only from other batches (default) or from any batch.
+    null_size
+        Permutations of lcd-metrics' null for ``map_fraction_significant`` (the mAP itself needs none).
     sample_size, seed
-        Silhouettes use a seeded subsample of at most ``sample_size`` rows.
+        Silhouettes use a seeded subsample of at most ``sample_size`` rows; ``seed`` also seeds the null.
 
     Returns
     -------
@@ -125,7 +128,9 @@ def evaluate(
     X = get_features(adata, layer=layer, use_rep=use_rep)
     batch_sil, batch_reason = _silhouette(X, adata.obs[batch_key], sample_size, seed)
     label_sil, label_reason = _silhouette(X, adata.obs[label_key], sample_size, seed)
-    mapped = replicate_map(X, adata.obs, label_key, batch_key if map_cross_batch else None, seed=seed)
+    mapped = replicate_map(
+        X, adata.obs, label_key, batch_key if map_cross_batch else None, null_size=null_size, seed=seed
+    )
     reasons = [
         f"batch silhouette: {batch_reason}" if batch_reason else "",
         f"label silhouette: {label_reason}" if label_reason else "",
