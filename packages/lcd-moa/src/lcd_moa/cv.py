@@ -52,7 +52,8 @@ def _check_folds(folds: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     missing = [k for k in labels.index if k not in given.index]
     if missing:
         raise ValueError(
-            f"{len(missing)} labeled compounds have no fold in the folds table, e.g. {missing[:5]}"
+            f"{len(missing)} labeled compounds have no fold in the folds table, e.g. {missing[:5]} "
+            "(use the drop_small_classes and activity of the run that made the folds)"
         )
     fold = given.loc[labels.index, "fold"].to_numpy(dtype=int)
     return pd.DataFrame({"compound": labels.index, "moa": labels.to_numpy(), "fold": fold})
@@ -179,7 +180,9 @@ def cross_validate(
         layer=layer,
         use_rep=use_rep,
     )
-    if folds is None and drop_small_classes:
+    if folds is not None and "fold" in folds.columns:
+        n_folds = int(folds["fold"].nunique())  # a reused assignment defines the number of folds
+    if drop_small_classes:
         _drop_small(design, n_folds)
     labels = design.labels()
     if labels.empty:
@@ -188,7 +191,7 @@ def cross_validate(
         fold_table = assign_folds(labels, n_folds=n_folds, seed=seed)
     else:
         fold_table = _check_folds(folds, labels)
-    global_classes = sorted(labels.unique().tolist()) + [control_label]
+    global_classes = [*sorted(labels.unique().tolist()), control_label]
     fold_ids = sorted(fold_table["fold"].unique().tolist())
 
     tables, blocks, fit_records = [], [], []

@@ -206,6 +206,12 @@ def build_design(
         raise ValueError(
             f"no control rows match {control!r}: every probe needs control wells as its own class"
         )
+    no_name = obs[compound_key].isna().to_numpy() & ~is_control
+    if no_name.any():
+        rows = list(obs.index[no_name][:5])
+        raise ValueError(
+            f"{int(no_name.sum())} treated rows have no {compound_key!r} value, first row ids: {rows}"
+        )
     compound = obs[compound_key].astype(str).to_numpy()
     values = pd.DataFrame({k: normalize_values(obs[k]).to_numpy() for k in condition_keys})
     treated = ~is_control

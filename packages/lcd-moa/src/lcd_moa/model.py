@@ -161,7 +161,7 @@ def fit_moa(
     labels = design.labels()
     if labels.empty:
         raise ValueError("no labeled compound is active at any condition: nothing to fit")
-    classes = sorted(labels.unique().tolist()) + [control_label]
+    classes = [*sorted(labels.unique().tolist()), control_label]
     with single_thread_blas():
         probes, records = fit_condition_probes(design, labels.index, labels, C=C, max_iter=max_iter)
         accuracy = np.full(len(design.conditions), np.nan)
