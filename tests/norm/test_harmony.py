@@ -6,6 +6,7 @@ import harmonypy
 import numpy as np
 import pandas as pd
 import pytest
+from anndata import AnnData
 from lcd_norm import InputError, harmony
 from lcd_norm.harmony import _oriented
 from sklearn.metrics import silhouette_score
@@ -87,3 +88,23 @@ def test_bad_input(profiles):
     with pytest.raises(InputError, match=r"1 NaN/inf values in 1 rows \(first rows: \['3'\]\)"):
         harmony(profiles, "replica")
     assert isinstance(profiles.obs, pd.DataFrame)
+
+
+def test_mad_harmony_fov_is_mad_then_harmony_on_replica_and_fov(profiles):
+    from lcd_norm import mad_harmony_fov, mad_robustize
+
+    mad_harmony_fov(profiles, seed=2)
+    mad_robustize(profiles, ("plate", "timepoint"))
+    expected = _direct(
+        profiles.layers["mad"], profiles.obs[["replica", "fov"]].astype(str), ["replica", "fov"], seed=2
+    )
+    np.testing.assert_allclose(profiles.obsm["X_mad_harmony_fov"], expected, rtol=1e-10, atol=1e-10)
+    params = profiles.uns["X_mad_harmony_fov"]["params"]
+    assert params["harmony_keys"] == ["replica", "fov"] and params["measurement_keys"] == [
+        "plate",
+        "timepoint",
+    ]
+    mad_harmony_fov(profiles, fov_key=None, key_added="replica_only")
+    assert profiles.uns["replica_only"]["params"]["harmony_keys"] == ["replica"]
+    with pytest.raises(InputError, match="'fov' not found"):
+        mad_harmony_fov(AnnData(profiles.X, obs=profiles.obs.drop(columns="fov")))

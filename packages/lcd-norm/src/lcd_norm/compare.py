@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from lcd_norm._data import DEFAULT_CONTROL, InputError, get_features
+from lcd_norm._data import DEFAULT_CONTROL, InputError, check_keys, get_features
 from lcd_norm._progress import progress_bar
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn_matrix
 from lcd_norm.harmony import run_harmony_matrix
-from lcd_norm.mad import _apply_zero_mad_policy, mad_matrix
+from lcd_norm.mad import robustized_kept_features
 from lcd_norm.mad_harmony_fov import mad_harmony_fov
 
 METHODS = ("none", "mad", "harmony", "fastmnn", "mad_harmony_fov")
@@ -129,14 +129,10 @@ def _normalize(
     if method == "none":
         return X
     if method == "mad":
-        result = mad_matrix(X, adata.obs, measurement_keys, control)
-        _apply_zero_mad_policy(result, adata.var_names, "drop")
-        return result.values[:, ~result.zero_mad]
+        return robustized_kept_features(X, adata.obs, measurement_keys, control, adata.var_names)[0]
     if method == "harmony":
         return run_harmony_matrix(X, adata.obs, [batch_key], theta=theta, seed=seed)
     if method == "fastmnn":
-        from lcd_norm._data import check_keys
-
         check_keys(adata.obs, batch_key)
         return fastmnn_matrix(X, adata.obs[batch_key].to_numpy(), k=k, n_components=n_components)[0]
     tmp = AnnData(X=X, obs=adata.obs, var=adata.var)

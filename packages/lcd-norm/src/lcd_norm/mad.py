@@ -89,6 +89,25 @@ def _apply_zero_mad_policy(result: MadResult, var_names: Sequence[str], policy: 
     return names
 
 
+def robustized_kept_features(
+    X: np.ndarray,
+    obs: pd.DataFrame,
+    by: Sequence[str],
+    control: str,
+    feature_names: Sequence[str],
+    *,
+    eps: float = 1e-18,
+    raw_mad: bool = False,
+) -> tuple[np.ndarray, list[str]]:
+    """Robustized matrix without its zero-MAD features (warned by name), and those names.
+
+    The MAD step of the pipelines that go on to another method (MAD + Harmony/FOV, compare).
+    """
+    result = mad_matrix(X, obs, by, control, eps=eps, raw_mad=raw_mad)
+    dropped = _apply_zero_mad_policy(result, feature_names, "drop")
+    return result.values[:, ~result.zero_mad], dropped
+
+
 def mad_robustize(
     adata: AnnData,
     by: str | Sequence[str] = ("plate", "timepoint"),

@@ -9,7 +9,7 @@ from anndata import AnnData
 
 from lcd_norm._data import DEFAULT_CONTROL, check_keys, feature_source, get_features, jsonable
 from lcd_norm.harmony import run_harmony_matrix
-from lcd_norm.mad import _apply_zero_mad_policy, mad_matrix
+from lcd_norm.mad import robustized_kept_features
 
 
 def mad_harmony_fov(
@@ -60,10 +60,10 @@ def mad_harmony_fov(
     measurement = check_keys(adata.obs, measurement_keys)
     check_keys(adata.obs, keys)
     X = get_features(adata, layer=layer, use_rep=use_rep)
-    result = mad_matrix(X, adata.obs, measurement, control, eps=eps, raw_mad=raw_mad)
     names = adata.var_names if use_rep is None else [f"{use_rep}_{i}" for i in range(X.shape[1])]
-    zero_names = _apply_zero_mad_policy(result, names, "drop")
-    robust = result.values[:, ~result.zero_mad]
+    robust, zero_names = robustized_kept_features(
+        X, adata.obs, measurement, control, names, eps=eps, raw_mad=raw_mad
+    )
     corrected = run_harmony_matrix(
         robust, adata.obs, keys, theta=theta, nclust=nclust, max_iter=max_iter, seed=seed, n_threads=n_threads
     )
