@@ -178,7 +178,7 @@ def test_missing_labels_recorded_and_other_bad_input(screen, activity):
     assert comp.loc["cpd_0_0", "status"] == "never_active"
     with pytest.raises(ValueError, match="no control rows match"):
         cross_validate(adata, None, control="compound == 'water'")
-    with pytest.raises(ValueError, match="control query .* failed"):
+    with pytest.raises(ValueError, match=r"control query .* failed"):
         cross_validate(adata, None, control="no such column == 1")
     conflicting = adata.copy()
     conflicting.obs.loc[conflicting.obs.index[0], "moa"] = "MoA2"
