@@ -83,6 +83,9 @@ def _build_app():
         from .mean_ap import mean_average_precision
 
         def go():
+            for path in (output, ap_output):
+                if path is not None:
+                    io.check_output_path(path)
             table, ap = mean_average_precision(
                 str(input),
                 sameby=sameby or None,
@@ -139,6 +142,7 @@ def _build_app():
         from .map_es import map_es, sensitivity
 
         def go():
+            io.check_output_path(output)
             result = map_es(
                 str(input),
                 compound_key=compound_key,
@@ -196,6 +200,9 @@ def _build_app():
         from .cell_count import cell_count_activity, inhibition
 
         def go():
+            for path in (output, inhibition_output):
+                if path is not None:
+                    io.check_output_path(path)
             table = cell_count_activity(
                 str(input),
                 count_key=count_key,

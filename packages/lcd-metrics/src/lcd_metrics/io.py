@@ -97,14 +97,21 @@ def read_data(path: str | os.PathLike) -> Any:
     return read_table(path)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write `df` to CSV or parquet (by suffix) atomically: temp file in the same folder, then rename."""
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Refuse an output path whose format cannot be written, before any work is done."""
     path = Path(path)
     suffix = _suffix(path)
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unknown output format {suffix!r}; use .parquet or .csv")
     if suffix in (".parquet", ".pq"):
         _need_parquet_engine(path)
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write `df` to CSV or parquet (by suffix) atomically: temp file in the same folder, then rename."""
+    path = check_output_path(path)
+    suffix = _suffix(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -22,6 +22,9 @@ from .errors import InputError
 
 # the queries of one block are compared with at most this many candidate cells at once
 _CELLS_PER_BLOCK = 1 << 21
+# below this fraction of wanted cells a block gathers pairs instead of a full matrix product
+_GATHER_DENSITY = 0.1
+_GATHER_CHUNK = 1 << 14
 # above this many positives per query the negatives are sorted instead of compared one by one
 _CUBE_MAX_POS = 16
 
@@ -143,6 +146,33 @@ def _pair_mask(
     return mask
 
 
+def _block_similarities(
+    xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos: np.ndarray, neg: np.ndarray
+) -> np.ndarray:
+    """Similarities of queries `q` to candidates `cols` where a pair is positive or negative (NaN elsewhere).
+
+    Columns holding negatives (usually the same controls for the whole block) get one matrix product;
+    columns that only hold positives (a few replicates among many candidates) gather just those pairs
+    unless they are dense.
+    """
+    sims = np.full(pos.shape, np.nan)
+    xq = xn[q]
+    neg_cols = np.flatnonzero(neg.any(axis=0))
+    if neg_cols.size:
+        sims[:, neg_cols] = kernels.cosine_block(xq, xn[cols[neg_cols]])
+    pos_cols = np.flatnonzero(pos.any(axis=0) & ~neg.any(axis=0))
+    if pos_cols.size:
+        sub = pos[:, pos_cols]
+        if sub.mean() >= _GATHER_DENSITY:
+            sims[:, pos_cols] = kernels.cosine_block(xq, xn[cols[pos_cols]])
+        else:
+            qi, cj = np.nonzero(sub)
+            for s in range(0, qi.size, _GATHER_CHUNK):
+                a, b = qi[s : s + _GATHER_CHUNK], pos_cols[cj[s : s + _GATHER_CHUNK]]
+                sims[a, b] = np.einsum("ij,ij->i", xq[a], xn[cols[b]])
+    return sims
+
+
 def _ap_of_block(sims: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """AP per row of a block, given the similarity rows and the positive / negative masks."""
     n_pos = pos.sum(axis=1)
@@ -197,7 +227,7 @@ def rank_profiles(
             n_neg[q] = neg.sum(axis=1)
             has = (n_pos[q] > 0) & (n_neg[q] > 0)
             if has.any():
-                sims = kernels.cosine_block(xn[q[has]], xn[cols])
+                sims = _block_similarities(xn, q[has], cols, pos[has], neg[has])
                 ap[q[has]] = _ap_of_block(sims, pos[has], neg[has])
             # a query with positives but no negatives has a trivial list: AP 1 in copairs
             only_pos = (n_pos[q] > 0) & (n_neg[q] == 0)

@@ -1,0 +1,104 @@
+"""The lcd-metrics command line through typer's CliRunner."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("typer")
+from lcd_metrics import cli
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def test_map_on_lincs_plate(lincs_path, tmp_path):
+    out = tmp_path / "map.parquet"
+    ap_out = tmp_path / "ap.csv"
+    args = [
+        "map",
+        str(lincs_path),
+        "-o",
+        str(out),
+        "--pos-sameby",
+        "Metadata_broad_sample",
+        "--neg-diffby",
+        "Metadata_broad_sample",
+    ]
+    r = runner.invoke(cli.app, [*args, "--null-size", "200", "--ap-output", str(ap_out)])
+    assert r.exit_code == 0, r.output
+    table = pd.read_parquet(out)
+    assert {"Metadata_broad_sample", "mean_average_precision", "p_value", "corrected_p_value"} <= set(
+        table.columns
+    )
+    assert len(table) == 59 and len(pd.read_csv(ap_out)) == 384
+
+
+def test_map_es_with_plots_and_cell_count(make_screen, tmp_path):
+    obs, X = make_screen(n_compounds=2, effect={0: 1.0})
+    df = pd.concat(
+        [obs, pd.DataFrame(X, index=obs.index, columns=[f"f{i}" for i in range(X.shape[1])])], axis=1
+    )
+    df["nuclei_count"] = np.random.default_rng(0).poisson(100, len(df))
+    src = tmp_path / "wells.csv"
+    df.to_csv(src, index=False)
+    out, plots = tmp_path / "act.parquet", tmp_path / "figs"
+    r = runner.invoke(
+        cli.app,
+        ["map-es", str(src), "-o", str(out), "--features", "^f", "--n-draws", "100", "--plot", str(plots)],
+    )
+    assert r.exit_code == 0, r.output
+    table = pd.read_parquet(out)
+    assert len(table) == 4 and table["map_es"].notna().all()
+    assert (plots / "sensitivity.png").stat().st_size > 0
+    assert (plots / "ap_vs_null_cmp0.png").stat().st_size > 0
+    r = runner.invoke(
+        cli.app,
+        [
+            "cell-count",
+            str(src),
+            "-o",
+            str(tmp_path / "cc.csv"),
+            "--inhibition-output",
+            str(tmp_path / "inh.csv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "cc.csv")) == 4
+    assert "inhibition" in pd.read_csv(tmp_path / "inh.csv").columns
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["map-es", "{src}", "-o", "{out}", "--replica-key", "batch"], "column 'batch' not found"),
+        (["map-es", "{src}", "-o", "{out}", "--control", "compound == 'nope'"], "no control rows match"),
+        (["map", "{missing}", "-o", "{out}", "--pos-sameby", "a", "--neg-diffby", "a"], "file not found"),
+        (["cell-count", "{src}", "-o", "{out}"], "column 'nuclei_count' not found"),
+        (["map-es", "{src}", "-o", "{tmp}/x.xlsx"], "unknown output format"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(make_screen, tmp_path, args, needle):
+    obs, X = make_screen(n_compounds=1)
+    df = pd.concat(
+        [obs, pd.DataFrame(X, index=obs.index, columns=[f"Cells_{i}" for i in range(X.shape[1])])], axis=1
+    )
+    src = tmp_path / "wells.csv"
+    df.to_csv(src, index=False)
+    fill = {
+        "src": str(src),
+        "out": str(tmp_path / "o.parquet"),
+        "missing": str(tmp_path / "nope.csv"),
+        "tmp": str(tmp_path),
+    }
+    r = runner.invoke(cli.app, [a.format(**fill) for a in args])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_main_without_typer_prints_install_hint(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "app", None)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 1
+    assert "pip install 'lcd-metrics[cli]'" in capsys.readouterr().err
