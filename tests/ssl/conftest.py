@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from lcd_ssl import InMemoryImages, TrainConfig
 
 TINY_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8}

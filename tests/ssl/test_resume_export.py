@@ -2,10 +2,9 @@
 
 import json
 
+import lcd_ssl
 import pytest
 import torch
-
-import lcd_ssl
 from lcd_ssl import NonFiniteLossError, export_backbone, train
 from lcd_ssl.checkpoint import load_state
 

@@ -51,9 +51,27 @@ def all_gather_grad(t: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return t
-    from torch.distributed.nn.functional import all_gather
+    return _GatherRows.apply(t.contiguous())
 
-    return torch.cat(all_gather(t.contiguous()), dim=0)
+
+class _GatherRows(torch.autograd.Function):
+    """all_gather along dim 0 whose backward all-reduces (sums) the gradient and keeps the local rows.
+
+    Written out because torch.distributed.nn.functional.all_gather (whose gloo backward goes through
+    all-to-all) gave wrong local gradients in our 2-process gloo check (torch 2.15).
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        ctx.n = t.shape[0]
+        return all_gather_nograd(t)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        r = rank()
+        return grad[r * ctx.n : (r + 1) * ctx.n]
 
 
 def all_gather_nograd(t: torch.Tensor) -> torch.Tensor:

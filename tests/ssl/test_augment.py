@@ -1,0 +1,74 @@
+"""Crop geometry, plane choice and determinism of the multi-crop augmentations."""
+
+import numpy as np
+import torch
+from lcd_ssl.augment import MultiCrop, gaussian_blur, random_resized_box
+
+
+def _field(planes=5, size=80):
+    # plane p is constant p: a crop's values tell which plane it came from
+    return np.stack([np.full((size, size), float(p), np.float32) for p in range(planes)])
+
+
+def _mc(**kw):
+    base = dict(
+        global_size=32,
+        local_size=16,
+        global_scale=(0.4, 1.0),
+        local_scale=(0.05, 0.4),
+        n_local=4,
+        window_size=None,
+        in_chans=1,
+        plane_agnostic=True,
+    )
+    base.update(kw)
+    return MultiCrop(**base)
+
+
+def test_crop_shapes_and_determinism():
+    mc = _mc()
+    a = mc(_field(), _field(), seed=7)
+    b = mc(_field(), _field(), seed=7)
+    c = mc(_field(), _field(), seed=8)
+    assert [t.shape for t in a] == [(1, 32, 32)] * 2 + [(1, 16, 16)] * 4
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert any(not torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_plane_agnostic_crops_draw_planes_uniformly(monkeypatch):
+    import lcd_ssl.augment as aug
+
+    monkeypatch.setattr(aug, "brightness_contrast", lambda img, rng: img)  # keep plane values readable
+    mc = _mc(n_local=0)
+    planes = []
+    for seed in range(250):
+        for crop in mc(_field(), _field(), seed):
+            value = round(float(crop.flatten()[0]))
+            # one plane per crop, never a mixture or a blur (resampling a constant leaves float rounding)
+            assert torch.allclose(crop, torch.full_like(crop, value), atol=1e-5)
+            planes.append(value)
+    counts = np.bincount(planes, minlength=5)
+    assert counts.sum() == 500 and counts.min() > 60 and counts.max() < 140  # ~100 each
+
+
+def test_stacked_planes_are_channels_without_plane_choice():
+    mc = _mc(in_chans=3, plane_agnostic=False, n_local=2)
+    field = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
+    crops = mc(field, field, seed=1)
+    assert all(c.shape[0] == 3 for c in crops)
+
+
+def test_random_resized_box_respects_scale_bounds():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left, h, w = random_resized_box(rng, 100, 120, (0.2, 0.5))
+        assert 0 <= top and top + h <= 100 and 0 <= left and left + w <= 120
+        assert 0.2 * 12000 * 0.9 <= h * w <= 0.5 * 12000 * 1.1
+
+
+def test_gaussian_blur_preserves_mean_and_smooths():
+    img = torch.zeros(1, 21, 21)
+    img[0, 10, 10] = 1.0
+    out = gaussian_blur(img, 1.5)
+    assert abs(float(out.sum()) - 1.0) < 1e-5
+    assert float(out.max()) < 0.2
