@@ -99,7 +99,7 @@ def test_polypharmacology_of_a_mixed_compound(screen, activity):
     rows, feats = [], []
     for t in (24, 48):
         for d in (3.0, 10.0):
-            for w in range(3):
+            for _ in range(3):
                 rows.append({"compound": "TAK-like", "timepoint": t, "dose": d})
                 feats.append(3.0 * (directions[0] + directions[2]) / np.sqrt(2) + 0.3 * rng.normal(size=16))
     import anndata as ad

@@ -123,7 +123,7 @@ def plot_polypharmacology(
         rows = condition_probs[condition_probs["compound"] == name].sort_values(list(condition_keys))
         P = rows[[f"p_{c}" for c in moas]].to_numpy(dtype=float)
         P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-12)
-        ax.imshow(P.T, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        im = ax.imshow(P.T, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         labels = [
             " × ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in r)
             for r in rows[list(condition_keys)].itertuples(index=False, name=None)
@@ -135,6 +135,7 @@ def plot_polypharmacology(
         ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=6)
         ax.set_yticks(range(len(moas)), moas, fontsize=6)
         ax.set_title(str(name), fontsize=8)
+    if compounds:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="MoA probability (control excluded)")
     fig.suptitle(f"Top-{k} MoAs per condition ({' × '.join(condition_keys)})", fontsize=9)
-    fig.tight_layout()
     return fig
