@@ -26,3 +26,28 @@ def tiny_vit():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _write_opera_plate(folder, wells, fields=2, planes=3, timepoints=(1, 2), channels=(1,), size=40, seed=0):
+    """Opera-style files r{row}c{col}f{field}p{plane}-ch{ch}sk{t}fk1fl1.tiff; returns {name: array}."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for r, c in wells:
+        for f in range(1, fields + 1):
+            for p in range(1, planes + 1):
+                for ch in channels:
+                    for t in timepoints:
+                        name = f"r{r:02d}c{c:02d}f{f:02d}p{p:02d}-ch{ch}sk{t}fk1fl1.tiff"
+                        a = rng.integers(0, 4096, size=(size, size), dtype=np.uint16)
+                        tifffile.imwrite(folder / name, a)
+                        written[name] = a
+    return written
+
+
+@pytest.fixture
+def write_opera_plate():
+    """Writes an Opera Phenix / Harmony-style export (see _write_opera_plate)."""
+    return _write_opera_plate

@@ -18,23 +18,6 @@ from lcd_embed import (
 )
 
 
-def write_opera_plate(folder, wells, fields=2, planes=3, timepoints=(1, 2), channels=(1,), size=40, seed=0):
-    """Opera-style files r{row}c{col}f{field}p{plane}-ch{ch}sk{t}fk1fl1.tiff; returns {name: array}."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for r, c in wells:
-        for f in range(1, fields + 1):
-            for p in range(1, planes + 1):
-                for ch in channels:
-                    for t in timepoints:
-                        name = f"r{r:02d}c{c:02d}f{f:02d}p{p:02d}-ch{ch}sk{t}fk1fl1.tiff"
-                        a = rng.integers(0, 4096, size=(size, size), dtype=np.uint16)
-                        tifffile.imwrite(folder / name, a)
-                        written[name] = a
-    return written
-
-
 def test_well_names():
     assert [well_name(1, 1), well_name(2, 3), well_name(16, 24), well_name(27, 1)] == [
         "A01",
@@ -44,7 +27,7 @@ def test_well_names():
     ]
 
 
-def test_opera_manifest_joined_with_plate_map(tmp_path):
+def test_opera_manifest_joined_with_plate_map(tmp_path, write_opera_plate):
     images = tmp_path / "PLATE7" / "Images"
     written = write_opera_plate(images, wells=[(2, 3), (2, 4)])
     write_opera_plate(tmp_path / "noise", wells=[(1, 1)], planes=1)  # another folder: not scanned
@@ -74,7 +57,7 @@ def test_opera_manifest_joined_with_plate_map(tmp_path):
         assert back["fov"].dtype.kind == "i"
 
 
-def test_opera_errors(tmp_path):
+def test_opera_errors(tmp_path, write_opera_plate):
     images = tmp_path / "P1"
     write_opera_plate(images, wells=[(1, 1)], fields=1, channels=(1, 2))
     with pytest.raises(InputError, match="channels"):

@@ -36,7 +36,7 @@ _EXPORTS = {
     "preprocess_field": "preprocess",
     "control_stats": "controls",
     "select_controls": "controls",
-    "Preprocessing": "embedding",
+    "Preprocessing": "dataset",
     "embed": "embedding",
     "tile_features": "embedding",
     "write_adata": "output",

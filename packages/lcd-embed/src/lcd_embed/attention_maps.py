@@ -12,7 +12,8 @@ import torch
 from .atomic import atomic_write
 from .attention import stitch_tiles, tile_attention
 from .checkpoint import load_backbone
-from .embedding import Preprocessing, _Run, load_tiles
+from .controls import control_stats, stats_for_rows
+from .dataset import FieldRun, Preprocessing, load_tiles
 from .errors import InputError
 from .figures import attention_overlay
 from .manifest import read_manifest
@@ -53,9 +54,20 @@ def field_attention_maps(
         tile_size=tile_size,
         stride=stride,
     ).resolve(config)
-    if prep.normalization == "control":
-        prep = Preprocessing(**{**prep.__dict__, "normalization": "percentile"})
-    run = _Run(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]))
+    stats = None
+    if prep.normalization == "control":  # the same per-plate references as embed() would use
+        table = control_stats(
+            df,
+            control=prep.control,
+            by=prep.control_by,
+            planes=prep.planes,
+            low=prep.low,
+            high=prep.high,
+            per_plane=prep.per_plane,
+            seed=seed,
+        )
+        stats = stats_for_rows(df, table, prep.control_by)
+    run = FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats)
     norm = config["normalization"]
     mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(norm["std"], dtype=torch.float32).view(1, -1, 1, 1)

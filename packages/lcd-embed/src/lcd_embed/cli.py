@@ -155,7 +155,8 @@ if app is not None:
         """Embed every tile of every field; runs sharded under torchrun (gloo on CPU, nccl on GPU)."""
         from pathlib import Path as _P
 
-        from .embedding import Preprocessing, embed
+        from .dataset import Preprocessing
+        from .embedding import embed
 
         if not _P(model).is_dir() and weights is None:
             typer.echo(f"note: {model} has no weights: randomly initialised (seed {seed})", err=True)
@@ -195,7 +196,7 @@ if app is not None:
             n_fail = len(adata.uns["lcd_embed"]["failures"]["manifest_row"])
             msg = f"wrote {out}: {adata.n_obs} tiles x {adata.n_vars} features"
             if n_fail:
-                from .embedding import failures_csv
+                from .output import failures_csv
 
                 msg += f"; {n_fail} field(s) skipped, listed in {failures_csv(out)}"
             typer.echo(msg)

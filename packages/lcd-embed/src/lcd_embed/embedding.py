@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,130 +22,14 @@ import torch
 from . import distributed as dd
 from .checkpoint import load_backbone, unwrap
 from .controls import control_stats, stats_for_rows
+from .dataset import FieldRun, FieldTiles, Preprocessing
 from .errors import InputError
 from .manifest import plane_columns, read_manifest, validate_manifest
-from .output import check_output_path, failures_uns, jsonable, tile_obs, write_adata
-from .preprocess import preprocess_field
-from .read import count_planes, read_field
+from .output import build_tile_adata, check_output_path, failures_csv, write_adata
+from .read import count_planes
 
 POOLINGS = ("cls", "mean", "cls+mean")
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a field becomes model input. ``None`` fields take the model config's values.
-
-    Attributes
-    ----------
-    planes
-        Plane indices stacked as channels (default: all planes; 3 planes -> 3 channels, the LCD
-        setting); one index = a chosen plane (repeated to the model's channels if it needs more).
-    normalization
-        ``"percentile"`` (per image), ``"control"`` (per group of ``control_by`` from control wells,
-        see :func:`lcd_embed.control_stats`) or ``"none"``.
-    low, high, per_plane, clip
-        Percentile levels mapped to 0 and 1, per plane or per stack, optional clipping.
-    control, control_by
-        Control selection (query or boolean column) and grouping for ``normalization="control"``.
-    downscale
-        Integer block-mean downscaling before tiling (tile coordinates stay in original pixels).
-    tile_size, stride, edge
-        Tiling (see :func:`lcd_embed.tile_image`); ``tile_size`` defaults to the model's img_size.
-    """
-
-    planes: tuple[int, ...] | None = None
-    normalization: str | None = None
-    low: float | None = None
-    high: float | None = None
-    per_plane: bool | None = None
-    clip: bool = False
-    control: str = "compound == 'DMSO'"
-    control_by: tuple[str, ...] = ("plate",)
-    downscale: int = 1
-    tile_size: int | None = None
-    stride: int | None = None
-    edge: str = "drop"
-
-    def resolve(self, config: dict[str, Any]) -> Preprocessing:
-        norm = config.get("normalization", {}) or {}
-        tile = int(self.tile_size or config.get("img_size", 224))
-        return replace(
-            self,
-            planes=None if self.planes is None else tuple(int(p) for p in self.planes),
-            normalization=self.normalization or norm.get("method", "percentile"),
-            low=float(self.low if self.low is not None else norm.get("low", 1.0)),
-            high=float(self.high if self.high is not None else norm.get("high", 99.0)),
-            per_plane=bool(self.per_plane if self.per_plane is not None else norm.get("per_plane", False)),
-            control_by=tuple(self.control_by),
-            tile_size=tile,
-            stride=int(self.stride or tile),
-        )
-
-
-@dataclass
-class _Run:
-    """Everything a worker needs to turn manifest rows into tiles."""
-
-    manifest: pd.DataFrame
-    prep: Preprocessing
-    in_chans: int
-    expected_planes: int
-    stats: list[dict] | None = field(default=None)
-
-
-class FieldTiles(torch.utils.data.Dataset):
-    """Dataset over manifest rows: each item is one field's tiles, or the error that prevented them."""
-
-    def __init__(self, run: _Run, rows: list[int]):
-        self.run, self.rows = run, rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        r = self.rows[i]
-        row = self.run.manifest.iloc[r]
-        try:
-            tiles, coords = load_tiles(row, self.run, r)
-        except (InputError, OSError) as exc:  # FileNotFoundError is an OSError; both name the file
-            return {"row": r, "tiles": None, "coords": None, "error": str(exc), "path": _first_path(row)}
-        return {"row": r, "tiles": torch.from_numpy(tiles), "coords": coords, "error": None, "path": None}
-
-
-def load_tiles(row: pd.Series, run: _Run, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read, check the plane count, preprocess and tile one manifest row."""
-    prep = run.prep
-    source = _first_path(row)
-    if "path" in row.index and not plane_columns(row.index):
-        image = read_field(row)  # one file: count its planes before choosing
-        if image.shape[0] != run.expected_planes:
-            raise InputError(
-                f"{source}: {image.shape[0]} planes, but the first field of the manifest has {run.expected_planes}"
-            )
-        if prep.planes is not None:
-            bad = [p for p in prep.planes if not -image.shape[0] <= p < image.shape[0]]
-            if bad:
-                raise InputError(f"plane {bad[0]} requested but {source} has {image.shape[0]} planes")
-            image = image[list(prep.planes)]
-    else:
-        image = read_field(row, planes=prep.planes)
-    stats = run.stats[r] if run.stats is not None else None
-    return preprocess_field(
-        image,
-        in_chans=run.in_chans,
-        normalization=prep.normalization,
-        low=prep.low,
-        high=prep.high,
-        per_plane=prep.per_plane,
-        clip=prep.clip,
-        stats=stats,
-        downscale_factor=prep.downscale,
-        tile_size=prep.tile_size,
-        stride=prep.stride,
-        edge=prep.edge,
-        source=source,
-    )
 
 
 def tile_features(
@@ -261,28 +145,29 @@ def embed(
             ctx,
             manifest,
             model,
-            out,
-            weights,
-            preprocessing,
-            pooling,
-            n_last_blocks,
-            batch_size,
-            num_workers,
-            precision,
-            on_error,
-            shard_size,
-            keep_shards,
-            progress,
-            seed,
+            out=out,
+            weights=weights,
+            preprocessing=preprocessing,
+            pooling=pooling,
+            n_last_blocks=n_last_blocks,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            precision=precision,
+            on_error=on_error,
+            shard_size=shard_size,
+            keep_shards=keep_shards,
+            progress=progress,
+            seed=seed,
         )
     finally:
         dd.teardown(ctx)
 
 
 def _embed(
-    ctx,
+    ctx: dd.DistContext,
     manifest,
     model,
+    *,
     out,
     weights,
     preprocessing,
@@ -297,6 +182,7 @@ def _embed(
     progress,
     seed,
 ):
+    """The body of :func:`embed` once the process group (if any) is set up."""
     if ctx.world > 1 and out is None:
         raise InputError("under torchrun, embed needs an output path (out=... / --out)")
     df = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else validate_manifest(manifest)
@@ -328,7 +214,7 @@ def _embed(
             seed=seed,
         )
         stats_rows = stats_for_rows(df, stats_table, prep.control_by)
-    run = _Run(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats_rows)
+    run = FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats_rows)
     use_bf16 = precision == "bf16" or (
         precision == "auto" and ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
@@ -394,7 +280,7 @@ def _embed(
         in_memory[k] if shard_dir is None else dd.read_shard(shard_dir, k, len(ranges))
         for k in range(len(ranges))
     ]
-    adata = _assemble(df, parts, meta, embedder.dim)
+    adata = build_tile_adata(df, parts, meta, embedder.dim)
     if out is not None:
         failures = adata.uns["lcd_embed"]["failures"]
         if len(failures["manifest_row"]):
@@ -405,11 +291,6 @@ def _embed(
         if not keep_shards:
             shutil.rmtree(shard_dir, ignore_errors=True)
     return adata
-
-
-def failures_csv(out: str | os.PathLike) -> Path:
-    out = Path(out)
-    return out.with_name(f"{out.stem}.failures.csv")
 
 
 class _Embedder:
@@ -436,7 +317,9 @@ class _Embedder:
             f = tile_features(self.net, x, pooling=self.pooling, n_last_blocks=self.n_last_blocks)
         return f.float().cpu().numpy()
 
-    def run(self, run: _Run, rows: list[int], num_workers: int, on_error: str, advance) -> tuple[dict, list]:
+    def run(
+        self, run: FieldRun, rows: list[int], num_workers: int, on_error: str, advance
+    ) -> tuple[dict, list]:
         loader = torch.utils.data.DataLoader(
             FieldTiles(run, rows),
             batch_size=None,
@@ -476,46 +359,6 @@ class _Embedder:
         return arrays, failures
 
 
-def _assemble(df: pd.DataFrame, parts: list[tuple[dict, list]], meta: dict, dim: int):
-    import anndata as ad
-
-    X = np.concatenate([p[0]["X"] for p in parts]).astype(np.float32, copy=False)
-    rows = np.concatenate([p[0]["rows"] for p in parts])
-    tiles = np.concatenate([p[0]["tiles"] for p in parts])
-    coords = np.concatenate([p[0]["coords"] for p in parts]).reshape(-1, 2)
-    failures = [f for p in parts for f in p[1]]
-    if len(X) == 0:
-        raise InputError(
-            f"no field could be embedded ({len(failures)} failed; first: {failures[0]['error'] if failures else '-'})"
-        )
-    if not np.all(np.isfinite(X)):
-        bad = np.where(~np.isfinite(X).all(axis=1))[0]
-        raise InputError(
-            f"the model produced non-finite features for {len(bad)} tiles (first: manifest row {rows[bad[0]]})"
-        )
-    obs = tile_obs(df, rows, coords, tiles)
-    var_block, var_pool = _var_layout(meta["pooling"], meta["n_last_blocks"], dim)
-    var = pd.DataFrame({"block": var_block, "pool": var_pool}, index=[f"emb_{i}" for i in range(dim)])
-    adata = ad.AnnData(X=X, obs=obs, var=var)
-    adata.uns["lcd_embed"] = jsonable({**meta, "failures": None})
-    adata.uns["lcd_embed"]["failures"] = failures_uns(failures)
-    adata.uns["lcd"] = {"level": "tile"}
-    return adata
-
-
-def _var_layout(pooling: str, n_last: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    pools = ["cls", "mean"] if pooling == "cls+mean" else [pooling]
-    width = dim // (n_last * len(pools))
-    block = np.repeat(np.arange(-n_last, 0), len(pools) * width)
-    pool = np.tile(np.repeat(pools, width), n_last)
-    return block.astype(np.int64), pool.astype(object)
-
-
-def _first_path(row: pd.Series) -> str:
-    cols = plane_columns(row.index) or ["path"]
-    return str(row[cols[0]])
-
-
 def _identity(x):
     return x
 
@@ -539,4 +382,4 @@ def _progress(show: bool, total: int):
         yield lambda n: bar.advance(task, n)
 
 
-__all__ = ["POOLINGS", "FieldTiles", "Preprocessing", "embed", "failures_csv", "tile_features"]
+__all__ = ["POOLINGS", "embed", "tile_features"]

@@ -94,3 +94,44 @@ def read_adata(path: str | os.PathLike):
     if not path.exists():
         raise FileNotFoundError(f"AnnData not found: {path}")
     return ad.read_h5ad(path) if path.suffix == ".h5ad" else ad.read_zarr(path)
+
+
+def failures_csv(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.failures.csv")
+
+
+def build_tile_adata(df: pd.DataFrame, parts: list[tuple[dict, list]], meta: dict, dim: int):
+    """One AnnData from (arrays, failures) parts in manifest order; the only place tile AnnData is built."""
+    import anndata as ad
+
+    X = np.concatenate([p[0]["X"] for p in parts]).astype(np.float32, copy=False)
+    rows = np.concatenate([p[0]["rows"] for p in parts])
+    tiles = np.concatenate([p[0]["tiles"] for p in parts])
+    coords = np.concatenate([p[0]["coords"] for p in parts]).reshape(-1, 2)
+    failures = [f for p in parts for f in p[1]]
+    if len(X) == 0:
+        raise InputError(
+            f"no field could be embedded ({len(failures)} failed; first: {failures[0]['error'] if failures else '-'})"
+        )
+    if not np.all(np.isfinite(X)):
+        bad = np.where(~np.isfinite(X).all(axis=1))[0]
+        raise InputError(
+            f"the model produced non-finite features for {len(bad)} tiles (first: manifest row {rows[bad[0]]})"
+        )
+    obs = tile_obs(df, rows, coords, tiles)
+    var_block, var_pool = _var_layout(meta["pooling"], meta["n_last_blocks"], dim)
+    var = pd.DataFrame({"block": var_block, "pool": var_pool}, index=[f"emb_{i}" for i in range(dim)])
+    adata = ad.AnnData(X=X, obs=obs, var=var)
+    adata.uns["lcd_embed"] = jsonable({**meta, "failures": None})
+    adata.uns["lcd_embed"]["failures"] = failures_uns(failures)
+    adata.uns["lcd"] = {"level": "tile"}
+    return adata
+
+
+def _var_layout(pooling: str, n_last: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    pools = ["cls", "mean"] if pooling == "cls+mean" else [pooling]
+    width = dim // (n_last * len(pools))
+    block = np.repeat(np.arange(-n_last, 0), len(pools) * width)
+    pool = np.tile(np.repeat(pools, width), n_last)
+    return block.astype(np.int64), pool.astype(object)
