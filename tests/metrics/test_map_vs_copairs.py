@@ -60,6 +60,16 @@ def test_lincs_replicates_vs_dmso_ap_and_map_match_copairs(lincs_ref):
     ours = lm.average_precision(meta, feats, **RETRIEVE_VS_DMSO)
     assert_same_ap(ours, theirs)
     assert ours["average_precision"].notna().sum() == 360  # every compound well is a query
+    # control= is the same recipe in one argument
+    short = lm.average_precision(
+        meta.drop(columns="Metadata_reference_index"),
+        feats,
+        pos_sameby=["Metadata_broad_sample"],
+        neg_diffby=["Metadata_broad_sample"],
+        control="Metadata_broad_sample == 'DMSO'",
+    )
+    assert_same_ap(short, theirs)
+    assert "__lcd_reference_index" not in short.columns
 
     sameby = ["Metadata_broad_sample"]
     m_theirs = copairs_map.mean_average_precision(

@@ -68,6 +68,10 @@ def _build_app():
         sameby: Annotated[
             list[str] | None, typer.Option(help="Group columns for mAP (default: pos-sameby).")
         ] = None,
+        control: Annotated[
+            str | None,
+            typer.Option(help="Retrieve against controls: pandas query or boolean column marking them."),
+        ] = None,
         ap_output: Annotated[
             Path | None, typer.Option(help="Also write the per-profile AP table here.")
         ] = None,
@@ -97,6 +101,7 @@ def _build_app():
                 pos_diffby=pos_diffby or [],
                 neg_sameby=neg_sameby or [],
                 neg_diffby=neg_diffby,
+                control=control,
                 features=features,
                 layer=layer,
                 use_rep=use_rep,

@@ -27,7 +27,7 @@ from scipy.special import digamma
 
 from . import kernels
 from .errors import InputError
-from .io import Profiles, check_columns, check_features, check_metadata_complete, load_profiles
+from .io import Profiles, check_columns, check_features, check_metadata_complete, control_mask, load_profiles
 from .pairs import encode, parse_rules, rank_profiles
 from .progress import progress
 
@@ -80,6 +80,7 @@ def average_precision(
     progress_bar: bool = False,
     *,
     multilabel_col: str | None = None,
+    control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
@@ -104,6 +105,10 @@ def average_precision(
         Show a rich progress bar (needs the `cli` extra).
     multilabel_col
         Not supported in this release: raises an error rather than computing something different.
+    control
+        Retrieve against controls (copairs' ``assign_reference_index`` recipe in one argument): a
+        pandas query or boolean column marking control rows; controls then have no positives (they are
+        not queries) and a negative pair must join a control and a non-control.
     features, layer, use_rep
         Where features are read from (see :func:`lcd_metrics.io.load_profiles`).
 
@@ -119,6 +124,8 @@ def average_precision(
             "multilabel_col is not supported by lcd-metrics 0.1.0; use copairs.map.multilabel for it"
         )
     prof = _profiles_from_meta(meta, feats, features, layer, use_rep)
+    if control is not None:
+        pos_sameby, neg_diffby = _with_reference(prof, control, pos_sameby, neg_diffby)
     rules, keep = parse_rules(prof.obs, pos_sameby, pos_diffby, neg_sameby, neg_diffby, prof.source)
     check_columns(prof.obs, rules.columns, prof.source)
     prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
@@ -132,12 +139,28 @@ def average_precision(
         raise InputError(f"{prof.source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
     if not (n_total > n_pos).any():
         raise InputError(f"{prof.source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
-    out = prof.obs.copy()
+    out = prof.obs.drop(columns=[_REF], errors="ignore")
     out["n_pos_pairs"] = n_pos
     out["n_total_pairs"] = n_total
     out["average_precision"] = ap
     out["normalized_average_precision"] = np.where(n_pos > 0, normalized_ap(ap, n_pos, n_total), np.nan)
     return out
+
+
+_REF = "__lcd_reference_index"
+
+
+def _with_reference(prof: Profiles, control: str, pos_sameby, neg_diffby) -> tuple[list[str], list[str]]:
+    """Add a column that is -1 for non-controls and unique per control, to pos_sameby and neg_diffby."""
+    is_ctrl = control_mask(prof.obs, control, prof.source)
+    ref = np.full(len(prof.obs), -1, dtype=np.int64)
+    ref[is_ctrl] = np.flatnonzero(is_ctrl)
+    prof.obs = prof.obs.assign(**{_REF: ref})
+    return [*_as_list(pos_sameby), _REF], [*_as_list(neg_diffby), _REF]
+
+
+def _as_list(value) -> list[str]:
+    return [] if value is None else ([value] if isinstance(value, str) else list(value))
 
 
 def null_distributions(configs: np.ndarray, null_size: int, seed: int) -> np.ndarray:
@@ -216,6 +239,7 @@ def mean_average_precision(
     neg_sameby: str | Sequence[str] | None = (),
     neg_diffby: str | Sequence[str] | None = (),
     multilabel_col: str | None = None,
+    control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
@@ -239,7 +263,7 @@ def mean_average_precision(
         Seed of the null; results are identical for the same seed whatever ran before (no disk cache).
     progress_bar, max_workers, cache_dir
         Accepted for copairs compatibility; `max_workers` and `cache_dir` have no effect.
-    pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, features, layer, use_rep
+    pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, control, features, layer, use_rep
         As in :func:`average_precision`.
     return_ap
         Also return the per-profile AP table: ``(map_table, ap_table)``.
@@ -279,6 +303,7 @@ def mean_average_precision(
             neg_diffby=neg_diffby,
             progress_bar=progress_bar,
             multilabel_col=multilabel_col,
+            control=control,
             features=features,
             layer=layer,
             use_rep=use_rep,

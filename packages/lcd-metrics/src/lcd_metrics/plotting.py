@@ -83,7 +83,14 @@ def plot_ap_distributions(
             continue
         ncol = min(n, 5)
         nrow = int(np.ceil(n / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.4 * nrow), squeeze=False, sharex=True)
+        fig, axes = plt.subplots(
+            nrow,
+            ncol,
+            figsize=(max(3.2 * ncol, 4.5), 2.6 * nrow + 0.8),
+            squeeze=False,
+            sharex=True,
+            constrained_layout=True,
+        )
         for ax, (_, row) in zip(axes.ravel(), rows.iterrows(), strict=False):
             sel = comp[ckey] == name
             for k in conds:
@@ -102,7 +109,7 @@ def plot_ap_distributions(
             )
             label = ", ".join(f"{k}={row[k]}" for k in conds)
             es = "n/a" if pd.isna(row["map_es"]) else f"{row['map_es']:.2f}"
-            ax.set_title(f"{label}\nmAP-ES {es} ({row['status']})", fontsize=8)
+            ax.set_title(f"{label + chr(10) if label else ''}mAP-ES {es} ({row['status']})", fontsize=8)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
         axes[0, 0].legend(fontsize=7)
