@@ -23,6 +23,21 @@ def robust_location_scale(controls: np.ndarray, *, raw_mad: bool = False) -> tup
     return median, mad
 
 
-def robustize(values: np.ndarray, median: np.ndarray, scale: np.ndarray, eps: float) -> np.ndarray:
-    """``(values - median) / (scale + eps)``, feature-wise, in float64."""
-    return (np.asarray(values, dtype=np.float64) - median) / (scale + eps)
+def robustize_by_group(
+    X: np.ndarray, codes: np.ndarray, medians: np.ndarray, scales: np.ndarray, eps: float, block: int = 4096
+) -> np.ndarray:
+    """``(x - median[g]) / (scale[g] + eps)`` for every row x of group g = ``codes[row]``.
+
+    Computed in X's precision (float32 stays float32, anything else float64) over blocks of rows, so
+    memory traffic stays a few passes over the matrix whatever the number or layout of the groups.
+    """
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    centre = medians.astype(dtype)
+    denominator = (scales + eps).astype(dtype)
+    out = np.empty(X.shape, dtype=dtype)
+    for start in range(0, len(X), block):
+        rows = slice(start, start + block)
+        group = codes[rows]
+        np.subtract(X[rows], centre[group], out=out[rows], dtype=dtype)
+        np.divide(out[rows], denominator[group], out=out[rows])
+    return out

@@ -22,14 +22,15 @@ from lcd_norm._data import (
     group_codes,
     jsonable,
 )
-from lcd_norm._mad_kernels import robust_location_scale, robustize
+from lcd_norm._mad_kernels import robust_location_scale, robustize_by_group
 
 ZeroMadPolicy = Literal["drop", "keep", "error"]
 
 
 @dataclass
 class MadResult:
-    """Robustized matrix (all features) and which features had a zero MAD in some group."""
+    """Robustized matrix (all features; float32 for float32 input, else float64) and which features had
+    a zero MAD in some group."""
 
     values: np.ndarray
     zero_mad: np.ndarray
@@ -52,21 +53,21 @@ def mad_matrix(
     if not ctrl.any():
         raise InputError(f"control {control!r} selects no rows; check the control query or column")
     codes, levels = group_codes(obs, keys)
-    out = np.empty(X.shape, dtype=np.float64)
-    zero_mad = np.zeros(X.shape[1], dtype=bool)
+    n_groups, n_features = len(levels), X.shape[1]
+    medians, scales = np.empty((n_groups, n_features)), np.empty((n_groups, n_features))
     n_controls = {}
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(levels) + 1))
-    for g in range(len(levels)):
-        rows = order[bounds[g] : bounds[g + 1]]
-        ctrl_rows = rows[ctrl[rows]]
+    ctrl_rows = np.flatnonzero(ctrl)
+    ctrl_order = ctrl_rows[np.argsort(codes[ctrl_rows], kind="stable")]
+    bounds = np.searchsorted(codes[ctrl_order], np.arange(n_groups + 1))
+    for g in range(n_groups):
+        rows = ctrl_order[bounds[g] : bounds[g + 1]]
         name = describe_group(keys, levels.iloc[g].tolist()) if keys else "all rows"
-        if len(ctrl_rows) == 0:
+        if len(rows) == 0:
             raise InputError(f"group {name} has no control rows (control {control!r}); cannot robustize it")
-        median, scale = robust_location_scale(X[ctrl_rows], raw_mad=raw_mad)
-        zero_mad |= scale == 0
-        out[rows] = robustize(X[rows], median, scale, eps)
-        n_controls[name] = len(ctrl_rows)
+        medians[g], scales[g] = robust_location_scale(X[rows], raw_mad=raw_mad)
+        n_controls[name] = len(rows)
+    zero_mad = (scales == 0).any(axis=0)
+    out = robustize_by_group(X, codes, medians, scales, eps)
     return MadResult(out, zero_mad, len(levels), n_controls)
 
 
@@ -164,8 +165,7 @@ def mad_robustize(
     result = mad_matrix(X, adata.obs, by, control, eps=eps, raw_mad=raw_mad)
     zero_names = _apply_zero_mad_policy(result, adata.var_names, zero_mad)
     adata = adata.copy() if copy else adata
-    out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    adata.layers[key_added] = result.values.astype(out_dtype, copy=False)
+    adata.layers[key_added] = result.values
     if zero_names and zero_mad == "drop":
         adata._inplace_subset_var(~result.zero_mad)
     adata.uns[key_added] = {
