@@ -178,13 +178,20 @@ def _limit_memory(gb: float):
     return apply
 
 
-def launch(tool: str, case: str, timeout: float, results: Path, mem_gb: float = 12.0) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+def launch(
+    tool: str, case: str, timeout: float, results: Path, mem_gb: float = 12.0, blas_threads: int = 1
+) -> dict:
+    # BLAS threads: 1 by default. On this shared machine two OpenBLAS threads spin-wait for a core and
+    # burn several times the CPU of one thread on lcd-metrics' small block products; copairs computes its
+    # similarities element-wise (no BLAS) and keeps its own thread pool and duckdb threads either way.
+    n = str(blas_threads)
+    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
     rec = {
         "tool": tool,
         "case": case,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "blas_threads": blas_threads,
     }
     t0 = time.perf_counter()
     try:
@@ -256,6 +263,7 @@ def main() -> None:
     ap.add_argument("--tool", choices=["both", "lcd", "copairs"], default="both")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per run (both tools)")
     ap.add_argument("--mem-gb", type=float, default=12.0, help="address-space limit per run (GB)")
     ap.add_argument("--table", action="store_true", help="only print the table of recorded results")
     args = ap.parse_args()
@@ -268,7 +276,7 @@ def main() -> None:
             for tool in tools:
                 if tool == "copairs" and case.startswith(LCD_ONLY):
                     continue
-                launch(tool, case, args.timeout, args.results, args.mem_gb)
+                launch(tool, case, args.timeout, args.results, args.mem_gb, args.blas_threads)
     print(table(args.results))
 
 

@@ -259,7 +259,7 @@ def check_features(prof: Profiles, rows: np.ndarray | None = None, *, need_norm:
             f"(first: {prof.row_ids(full)}); impute or drop them first"
         )
     if need_norm:
-        zero = ~(np.abs(X) > 0).any(axis=1)
+        zero = np.einsum("ij,ij->i", X, X) == 0  # no (rows x features) temporary
         if zero.any():
             full = np.zeros(len(prof.obs), bool)
             full[np.flatnonzero(ids_mask_base)[zero]] = True

@@ -44,7 +44,7 @@ def _profiles_from_meta(meta: Any, feats: Any, features, layer, use_rep) -> Prof
         raise InputError(f"feats has shape {X.shape}; expected ({len(meta)}, n_features) to match meta")
     if not np.issubdtype(X.dtype, np.number):
         raise InputError(f"feats has dtype {X.dtype}; expected numbers")
-    return Profiles(obs=meta.copy(), X=X.astype(np.float64), source="DataFrame")
+    return Profiles(obs=meta, X=np.asarray(X, dtype=np.float64), source="DataFrame")
 
 
 def expected_random_ap(n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
@@ -128,7 +128,8 @@ def average_precision(
         pos_sameby, neg_diffby = _with_reference(prof, control, pos_sameby, neg_diffby)
     rules, keep = parse_rules(prof.obs, pos_sameby, pos_diffby, neg_sameby, neg_diffby, prof.source)
     check_columns(prof.obs, rules.columns, prof.source)
-    prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
+    if not keep.all():
+        prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
     check_metadata_complete(prof, rules.columns)
     check_features(prof)
     xn = kernels.l2_normalize(prof.X)
