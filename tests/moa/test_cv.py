@@ -200,3 +200,19 @@ def test_deterministic_for_a_seed(screen, activity):
     b = cross_validate(adata, activity(adata, 3.0), seed=11, weights="accuracy")
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
     pd.testing.assert_frame_equal(a.folds, b.folds)
+
+
+def test_inert_compound_can_be_called_control_when_allowed(screen):
+    """With score="all" and allow_control_prediction, a compound with no effect is predicted as DMSO,
+    while by default the prediction is restricted to MoAs."""
+    adata = screen(n_moa=3, n_per_moa=5, seed=14)
+    inert = (adata.obs["compound"] == "cpd_0_0").to_numpy()
+    adata.X[inert] = np.random.default_rng(1).normal(size=(inert.sum(), adata.n_vars))
+    allowed = cross_validate(adata, None, score="all", allow_control_prediction=True, seed=0)
+    final = allowed.predictions[allowed.predictions["method"] == allowed.final_method].set_index("compound")
+    assert final.loc["cpd_0_0", "predicted"] == "DMSO"
+    assert "p_DMSO" in final.columns
+    assert (final.drop(index="cpd_0_0")["predicted"] != "DMSO").mean() > 0.8
+    default = cross_validate(adata, None, score="all", seed=0)
+    pred = default.predictions
+    assert "DMSO" not in set(pred["predicted"]) and "p_DMSO" not in pred.columns

@@ -12,8 +12,7 @@ from lcd_moa._progress import progress_bar
 from lcd_moa._threads import single_thread_blas
 from lcd_moa.design import DEFAULT_CONTROL, Design, build_design
 from lcd_moa.engine import (
-    SCORE_MODES,
-    WEIGHTS,
+    check_options,
     condition_accuracy,
     fill_weights,
     fit_condition_probes,
@@ -160,10 +159,7 @@ def cross_validate(
     progress
         Show a rich progress bar.
     """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    if score not in SCORE_MODES:
-        raise ValueError(f"score must be one of {SCORE_MODES}, got {score!r}")
+    check_options(weights, score)
     condition_keys = list(condition_keys)
     dose_key = resolve_dose_key(condition_keys, dose_key)
     adata = read_profiles(data, features)

@@ -21,6 +21,14 @@ WEIGHTS = ("equal", "wells", "accuracy")
 SCORE_MODES = ("active", "all")
 
 
+def check_options(weights: str, score: str) -> None:
+    """One-line errors for unknown weighting or scoring modes."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if score not in SCORE_MODES:
+        raise ValueError(f"score must be one of {SCORE_MODES}, got {score!r}")
+
+
 def fit_condition_probes(
     design: Design,
     train: Iterable[str],

@@ -78,9 +78,10 @@ def table_to_anndata(table: pd.DataFrame, features: Sequence[str] | str | None =
             raise TypeError(f"feature column {f!r} is not numeric (dtype {table[f].dtype}); pass features=")
     meta = [c for c in table.columns if c not in set(feats)]
     obs = table[meta].copy()
-    obs.index = pd.Index([str(i) for i in range(len(table))])
+    # object-dtype names: anndata's h5ad writer refuses pandas 3's Arrow-backed string index
+    obs.index = pd.Index([str(i) for i in range(len(table))], dtype=object)
     X = table[feats].to_numpy(dtype=np.float64, copy=True)
-    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index([str(f) for f in feats])))
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index([str(f) for f in feats], dtype=object)))
 
 
 def read_profiles(data: Profiles, features: Sequence[str] | str | None = None) -> ad.AnnData:

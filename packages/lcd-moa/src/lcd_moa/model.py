@@ -15,8 +15,7 @@ from lcd_moa._threads import single_thread_blas
 from lcd_moa.cv import load_activity, resolve_dose_key
 from lcd_moa.design import DEFAULT_CONTROL, build_design, normalize_values
 from lcd_moa.engine import (
-    SCORE_MODES,
-    WEIGHTS,
+    check_options,
     condition_accuracy,
     fill_weights,
     fit_condition_probes,
@@ -138,10 +137,7 @@ def fit_moa(
     Parameters are those of :func:`lcd_moa.cv.cross_validate`. With ``weights="accuracy"`` the
     condition weights come from an ``inner_folds`` cross-validation on these training compounds.
     """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    if score not in SCORE_MODES:
-        raise ValueError(f"score must be one of {SCORE_MODES}, got {score!r}")
+    check_options(weights, score)
     condition_keys = list(condition_keys)
     dose_key = resolve_dose_key(condition_keys, dose_key)
     adata = read_profiles(data, features)
