@@ -149,3 +149,16 @@ def test_cell_injury_per_plate_matches_copairs(cell_injury):
     assert spearmanr(both["p_value_c"], both["p_value_l"]).statistic > 0.9
     agree = (both["below_corrected_p_c"] == both["below_corrected_p_l"]).mean()
     assert agree > 0.9
+
+
+@pytest.mark.parametrize(("k", "total"), [(3, 34), (5, 29), (11, 35)])
+def test_permutation_null_has_copairs_distribution(k, total):
+    """Our null APs and copairs' come from the same distribution (two-sample KS), from different draws."""
+    from copairs.compute import random_ap
+    from lcd_metrics.mean_ap import null_distributions
+    from scipy.stats import ks_2samp
+
+    ours = null_distributions(np.array([[k, total]]), 5000, seed=0)[0]
+    theirs = random_ap(5000, k, total, seed=1)
+    assert ks_2samp(ours, theirs).pvalue > 0.001
+    assert not np.array_equal(np.sort(ours), np.sort(theirs))
