@@ -177,8 +177,16 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path):
     res = runner.invoke(
         cli.app, ["cv", str(tmp / "profiles.h5ad"), "--out", str(tmp / "x"), "--moa-key", "mechanism"]
     )
-    assert res.exit_code == 2 and "column(s) ['mechanism'] not found" in res.output
+    assert res.exit_code == 2 and "profiles.h5ad: column(s) ['mechanism'] not found" in res.output
     assert len(res.output.strip().splitlines()) == 1
+    pd.DataFrame({"cpd": ["a"], "active": [True]}).to_csv(tmp / "act.csv", index=False)
+    res = runner.invoke(
+        cli.app,
+        ["cv", str(tmp / "profiles.h5ad"), "--out", str(tmp / "x"), "--activity", str(tmp / "act.csv")],
+    )
+    assert (
+        res.exit_code == 2 and "act.csv: column(s) ['compound', 'timepoint', 'dose'] not found" in res.output
+    )
     res = runner.invoke(
         cli.app, ["cv", str(tmp / "profiles.h5ad"), "--out", str(tmp / "x"), "--dose-order", "high"]
     )

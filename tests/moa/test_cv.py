@@ -188,7 +188,7 @@ def test_missing_labels_recorded_and_other_bad_input(screen, activity):
     nan.X[5, 2] = np.nan
     with pytest.raises(ValueError, match=r"X has 1 rows with NaN/inf features, first row ids: \['5'\]"):
         cross_validate(nan, None)
-    with pytest.raises(KeyError, match=r"profiles obs: column\(s\) \['mechanism'\] not found"):
+    with pytest.raises(KeyError, match=r"profiles: column\(s\) \[.mechanism.\] not found"):
         cross_validate(adata, None, moa_key="mechanism")
     with pytest.raises(ValueError, match="weights must be one of"):
         cross_validate(adata, None, weights="votes")

@@ -29,7 +29,9 @@ def load_activity(activity: pd.DataFrame | str | os.PathLike | None) -> pd.DataF
     """An activity table from a DataFrame or a file (None: no activity filter)."""
     if activity is None or isinstance(activity, pd.DataFrame):
         return activity
-    return read_table(activity)
+    table = read_table(activity)
+    table.attrs["source"] = str(activity)  # named in errors about its columns
+    return table
 
 
 def resolve_dose_key(condition_keys: Sequence[str], dose_key: str | None) -> str:

@@ -89,7 +89,9 @@ def read_activity(
     source = list(activity_keys) if activity_keys is not None else keys
     if len(source) != len(keys):
         raise ValueError(f"activity_keys must name {len(keys)} columns ({keys}), got {source}")
-    require_columns(activity, [*source, active_key], "activity table")
+    require_columns(
+        activity, [*source, active_key], f"activity table {activity.attrs.get('source', '')}".strip()
+    )
     out = pd.DataFrame({k: activity[s].to_numpy() for k, s in zip(keys, source, strict=True)})
     for k in condition_keys:
         out[k] = normalize_values(out[k])
@@ -198,7 +200,8 @@ def build_design(
     if not condition_keys:
         raise ValueError("condition_keys must name at least one column")
     obs = adata.obs
-    require_columns(obs, [compound_key, *condition_keys, *([moa_key] if moa_key else [])], "profiles obs")
+    where = f"profiles {adata.uns.get('lcd_moa_source', '')}".strip()
+    require_columns(obs, [compound_key, *condition_keys, *([moa_key] if moa_key else [])], where)
     X = feature_matrix(adata, layer=layer, use_rep=use_rep)
     names = feature_names(adata, use_rep=use_rep)
     is_control = control_mask(obs, control)

@@ -94,8 +94,11 @@ def read_profiles(data: Profiles, features: Sequence[str] | str | None = None) -
     if path.name.lower().endswith(".h5ad"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: file not found")
-        return ad.read_h5ad(path)
-    return table_to_anndata(read_table(path), features)
+        adata = ad.read_h5ad(path)
+    else:
+        adata = table_to_anndata(read_table(path), features)
+    adata.uns["lcd_moa_source"] = str(path)  # our own copy: lets errors name the file
+    return adata
 
 
 def feature_matrix(adata: ad.AnnData, layer: str | None = None, use_rep: str | None = None) -> np.ndarray:
