@@ -49,10 +49,16 @@ def test_orientation_helper_reads_old_layout():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(7, 3))
     corrected = X + 1
-    np.testing.assert_array_equal(_oriented(corrected.T, X.T, X, "Z"), corrected)  # harmonypy < 2 layout
-    np.testing.assert_array_equal(_oriented(corrected, X, X, "Z"), corrected)
+    unused = lambda: pytest.fail("Z_orig is not needed when the shape decides")  # noqa: E731
+    np.testing.assert_array_equal(_oriented(corrected.T, X, unused, "Z"), corrected)  # harmonypy < 2 layout
+    np.testing.assert_array_equal(_oriented(corrected, X, unused, "Z"), corrected)
     with pytest.raises(RuntimeError, match="not supported"):
-        _oriented(corrected, X + 5, X, "Z")
+        _oriented(corrected[:5], X, unused, "Z")
+    square = rng.normal(size=(4, 4))
+    np.testing.assert_array_equal(_oriented(square + 1, square, lambda: square, "Z"), square + 1)
+    np.testing.assert_array_equal(_oriented(square.T + 1, square, lambda: square.T, "Z"), square + 1)
+    with pytest.raises(RuntimeError, match="not supported"):
+        _oriented(square, square, lambda: square + 5, "Z")
 
 
 def test_seed_determinism_and_batch_mixing(profiles):

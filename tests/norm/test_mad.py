@@ -140,3 +140,11 @@ def test_boolean_control_column(profiles):
     profiles.obs["is_ctrl"] = profiles.obs["compound"] == "DMSO"
     mad_robustize(profiles, control="is_ctrl")
     np.testing.assert_array_equal(profiles.layers["mad"], expected)
+
+
+def test_float32_input_stays_float32_and_close_to_float64(profiles):
+    expected = mad_robustize(profiles, copy=True).layers["mad"]
+    profiles.X = profiles.X.astype(np.float32)
+    mad_robustize(profiles)
+    assert profiles.layers["mad"].dtype == np.float32
+    np.testing.assert_allclose(profiles.layers["mad"], expected, rtol=1e-5, atol=1e-5)

@@ -4,7 +4,8 @@ harmonypy (GPL-3.0) is called, never copied. Its ``run_harmony`` accepts cells �
 guesses which from the shape, and releases ≥ 2 return ``Z_corr`` as cells × dims where older ones returned
 dims × cells (which is why scanpy's ``harmony_integrate`` breaks). This wrapper removes both guesses: it
 always passes dims × cells (unambiguous, since the second axis must equal the number of cells) and
-orients the result by matching ``Z_orig`` against the input.
+orients the result by its shape, or, when there are as many dims as cells, by matching ``Z_orig``
+against the input.
 """
 
 from __future__ import annotations
@@ -20,22 +21,32 @@ from anndata import AnnData
 from lcd_norm._data import InputError, as_key_list, check_keys, feature_source, get_features, jsonable
 
 
-def _oriented(result: np.ndarray, original: np.ndarray, reference: np.ndarray, what: str) -> np.ndarray:
-    """Return ``result`` as cells × dims, using ``original`` (harmonypy's Z_orig) to tell the axes."""
+def _oriented(result: np.ndarray, reference: np.ndarray, original, what: str) -> np.ndarray:
+    """Return harmonypy's ``result`` as cells × dims.
+
+    When cells ≠ dims the shape decides. When they are equal, ``original()`` (harmonypy's ``Z_orig``,
+    fetched only then because copying it out of the C++ object costs as much as copying the result)
+    must equal the input on up to 1,000 evenly spaced rows in one orientation.
+    """
     n, d = reference.shape
     result = np.asarray(result)
-    original = np.asarray(original)
-    candidates = []
-    if result.shape == (n, d) and original.shape == (n, d):
-        candidates.append((original, result))
-    if result.shape == (d, n) and original.shape == (d, n):
-        candidates.append((original.T, result.T))
-    for orig, res in candidates:
-        if np.allclose(orig, reference, rtol=1e-5, atol=1e-6 * (1 + np.abs(reference).max())):
-            return np.ascontiguousarray(res)
+    if n != d:
+        if result.shape == (n, d):
+            return np.ascontiguousarray(result)
+        if result.shape == (d, n):
+            return np.ascontiguousarray(result.T)
+    elif result.shape == (n, n):
+        orig = np.asarray(original())
+        rows = np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(int))
+        expected = reference[rows]
+        tol = 1e-6 * (1 + np.abs(expected).max())
+        if np.allclose(orig[rows], expected, rtol=1e-5, atol=tol):
+            return np.ascontiguousarray(result)
+        if np.allclose(orig[:, rows].T, expected, rtol=1e-5, atol=tol):
+            return np.ascontiguousarray(result.T)
     raise RuntimeError(
-        f"harmonypy returned {what} with shape {result.shape} that matches neither cells × dims "
-        f"({n}, {d}) nor its transpose with the input; this harmonypy version is not supported"
+        f"harmonypy returned {what} with shape {result.shape}, which matches neither cells × dims "
+        f"({n}, {d}) nor its transpose for this input; this harmonypy version is not supported"
     )
 
 
@@ -84,7 +95,7 @@ def run_harmony_matrix(
             )
     finally:
         log.setLevel(previous)
-    return _oriented(ho.Z_corr, ho.Z_orig, data, "Z_corr")
+    return _oriented(ho.Z_corr, data, lambda: ho.Z_orig, "Z_corr")
 
 
 def harmony(
