@@ -142,6 +142,10 @@ def test_map_es_layout_with_other_key_names_and_failed_rows(screen, activity):
     rows = result.condition_probs
     assert not ((rows["compound"] == "cpd_0_0") & (rows["dose"] == 10.0)).any()
     assert ((rows["compound"] == "cpd_0_0") & (rows["dose"] == 3.0)).sum() == 2
+    partial = cross_validate(adata, act.iloc[2:], activity_keys=["cpd", "t_h", "conc"], seed=0)
+    assert any(n.startswith("2 of 90 compound × conditions with wells are absent") for n in partial.notes), (
+        partial.notes
+    )
     with pytest.raises(KeyError, match=r"activity table: column\(s\) \['compound'"):
         cross_validate(adata, act, seed=0)
     bad = act.assign(active="maybe")

@@ -264,15 +264,21 @@ def build_design(
             activity_keys=activity_keys,
             active_key=active_key,
         )
-        table = table[table["active"]]
-        active = set()
-        keyed = table[["compound", *condition_keys]].itertuples(index=False, name=None)
+        listed, active = set(), set()
+        keyed = table[["compound", *condition_keys, "active"]].itertuples(index=False, name=None)
         for item in keyed:
-            c = cond_of.get(tuple(item[1:]))
+            c = cond_of.get(tuple(item[1:-1]))
             if c is not None and (item[0], c) in wells:
-                active.add((item[0], c))
+                listed.add((item[0], c))
+                if item[-1]:
+                    active.add((item[0], c))
 
     compounds, notes = _compound_table(obs, compound, treated, moa_key, control_label, active)
+    if activity is not None and len(listed) < len(wells):
+        notes.append(
+            f"{len(wells) - len(listed)} of {len(wells)} compound × conditions with wells are absent from "
+            "the activity table and count as inactive"
+        )
     n_compounds = np.zeros(len(conditions), dtype=int)
     n_active = np.zeros(len(conditions), dtype=int)
     for k, c in wells:
