@@ -90,3 +90,19 @@ def test_cohens_d_closed_form():
     pooled = np.sqrt((1 * 0.5 + 3 * (5 / 3)) / 4)
     assert kernels.cohens_d(a, b) == pytest.approx((0.5 - 1.5) / pooled)
     assert np.isnan(kernels.cohens_d([1.0, 1.0], [1.0, 1.0]))
+
+
+def test_many_positive_path_matches_naive_ranking():
+    """Rows with more than 16 positives take the sort-and-search path; ties and padding included."""
+    from lcd_metrics import pairs
+
+    rng = np.random.default_rng(7)
+    pos = rng.integers(-3, 4, size=(50, 25)) / 3.0
+    neg = rng.integers(-3, 4, size=(50, 40)) / 3.0
+    pos[::4, 20:] = np.nan
+    neg[::3, 30:] = -np.inf
+    ours = pairs._ap_rows(pos, neg)
+    for i in range(50):
+        p = pos[i][~np.isnan(pos[i])]
+        n = neg[i][np.isfinite(neg[i])]
+        assert ours[i] == pytest.approx(naive_ap_with_ties(p, n), abs=1e-12)

@@ -107,8 +107,13 @@ def test_one_call_from_file_equals_two_step(lincs_path, lincs_ref):
     pd.testing.assert_frame_equal(two_step, one_call)
 
 
-def test_lincs_dose_rules_with_diffby_match_copairs(lincs_ref):
-    """Positives: same compound at a different dose; negatives: other compounds at the same dose."""
+@pytest.mark.parametrize("cube_max_pos", [16, 0])
+def test_lincs_dose_rules_with_diffby_match_copairs(lincs_ref, monkeypatch, cube_max_pos):
+    """Positives: same compound at a different dose; negatives: other compounds at the same dose.
+    Run through both AP paths (count per positive; sort negatives and search)."""
+    from lcd_metrics import pairs
+
+    monkeypatch.setattr(pairs, "_CUBE_MAX_POS", cube_max_pos)
     meta, feats = lincs_ref
     keep = (meta["Metadata_broad_sample"] != "DMSO").to_numpy()
     rules = dict(

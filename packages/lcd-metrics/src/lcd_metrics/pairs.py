@@ -146,51 +146,43 @@ def _pair_mask(
     return mask
 
 
-def _block_similarities(
-    xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos: np.ndarray, neg: np.ndarray
-) -> np.ndarray:
-    """Similarities of queries `q` to candidates `cols` where a pair is positive or negative (NaN elsewhere).
-
-    Columns holding negatives (usually the same controls for the whole block) get one matrix product;
-    columns that only hold positives (a few replicates among many candidates) gather just those pairs
-    unless they are dense.
-    """
-    sims = np.full(pos.shape, np.nan)
-    xq = xn[q]
-    neg_cols = np.flatnonzero(neg.any(axis=0))
-    if neg_cols.size:
-        sims[:, neg_cols] = kernels.cosine_block(xq, xn[cols[neg_cols]])
-    pos_cols = np.flatnonzero(pos.any(axis=0) & ~neg.any(axis=0))
-    if pos_cols.size:
-        sub = pos[:, pos_cols]
-        if sub.mean() >= _GATHER_DENSITY:
-            sims[:, pos_cols] = kernels.cosine_block(xq, xn[cols[pos_cols]])
-        else:
-            qi, cj = np.nonzero(sub)
-            for s in range(0, qi.size, _GATHER_CHUNK):
-                a, b = qi[s : s + _GATHER_CHUNK], pos_cols[cj[s : s + _GATHER_CHUNK]]
-                sims[a, b] = np.einsum("ij,ij->i", xq[a], xn[cols[b]])
-    return sims
-
-
-def _ap_of_block(sims: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """AP per row of a block, given the similarity rows and the positive / negative masks."""
+def _positive_similarities(xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Similarities of each query to its positives, packed left in a (queries, max positives) array
+    padded with NaN. Sparse positives (a few replicates among many candidates) are gathered pair by
+    pair; dense ones use a matrix product."""
     n_pos = pos.sum(axis=1)
     kmax = int(n_pos.max())
-    neg_sims = np.where(neg, sims, -np.inf)
-    if kmax <= _CUBE_MAX_POS:
-        # positives packed to the left of a (rows, kmax) array; padding NaN
-        order = np.argsort(~pos, axis=1, kind="stable")[:, :kmax]
-        packed = np.take_along_axis(sims, order, axis=1)
-        packed[np.arange(kmax)[None, :] >= n_pos[:, None]] = np.nan
-        return kernels.ap_from_similarities(packed, neg_sims)
-    neg_sorted = np.sort(neg_sims, axis=1)
-    out = np.empty(len(sims))
-    for i in range(len(sims)):
-        p = np.sort(sims[i, pos[i]])[::-1]
-        row = neg_sorted[i]
-        out[i] = kernels.ap_from_sorted_negatives(p, row[np.isfinite(row)])
-    return out
+    packed = np.full((len(q), kmax), np.nan)
+    qi, cj = np.nonzero(pos)  # row-major: pairs of one query are contiguous
+    slot = np.arange(qi.size) - np.repeat(np.cumsum(n_pos) - n_pos, n_pos)
+    if pos.mean() >= _GATHER_DENSITY:
+        packed[qi, slot] = kernels.cosine_block(xn[q], xn[cols])[qi, cj]
+        return packed
+    for s in range(0, qi.size, _GATHER_CHUNK):
+        a, b, k = qi[s : s + _GATHER_CHUNK], cj[s : s + _GATHER_CHUNK], slot[s : s + _GATHER_CHUNK]
+        packed[a, k] = np.einsum("ij,ij->i", xn[q[a]], xn[cols[b]])
+    return packed
+
+
+def _ap_rows(packed_pos: np.ndarray, neg_sims: np.ndarray) -> np.ndarray:
+    """AP per row from packed positive similarities (NaN padding) and negatives (-inf padding)."""
+    if packed_pos.shape[1] <= _CUBE_MAX_POS:
+        return kernels.ap_from_similarities(packed_pos, neg_sims)
+    # many positives: sort negatives once per row and count those above each positive by a single
+    # searchsorted on rows shifted apart (similarities lie in [-1, 1])
+    n_rows, m = neg_sims.shape
+    offset = 8.0 * np.arange(n_rows)[:, None]
+    neg_flat = (np.sort(np.maximum(neg_sims, -3.0), axis=1) + offset).ravel()
+    valid = ~np.isnan(packed_pos)
+    pos_desc = -np.sort(np.where(valid, -packed_pos, np.inf), axis=1)
+    n_valid = valid.sum(axis=1)
+    in_row = np.arange(pos_desc.shape[1])[None, :] < n_valid[:, None]
+    idx = np.searchsorted(neg_flat, (np.where(in_row, pos_desc, -5.0) + offset).ravel(), side="right")
+    n_above = (np.arange(1, n_rows + 1)[:, None] * m - idx.reshape(pos_desc.shape)).astype(np.float64)
+    j = np.arange(1, pos_desc.shape[1] + 1, dtype=np.float64)
+    prec = np.where(in_row, j / (j + n_above), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return prec.sum(axis=1) / n_valid
 
 
 def rank_profiles(
@@ -203,8 +195,9 @@ def rank_profiles(
     """AP, number of positive partners and number of partners (positives + negatives) of every row.
 
     `xn` holds unit-norm rows. Queries are sorted by their rule keys so that a block of neighbouring
-    queries shares few candidate partners; similarities are computed per block by one matrix product
-    (memory bounded by ``_CELLS_PER_BLOCK``) and reduced to AP at once.
+    queries shares few candidate partners. Per block, negatives get one matrix product over the columns
+    that hold any and positives are gathered pairwise when sparse (memory bounded by
+    ``_CELLS_PER_BLOCK``); AP is then computed for the whole block at once.
     """
     n = xn.shape[0]
     ap = np.full(n, np.nan)
@@ -215,20 +208,22 @@ def rank_profiles(
     block = 256
     for start in range(0, n, block):
         q_all = order[start : start + block]
-        cand = _candidates(codes, q_all, rules.pos_sameby, rules.pos_diffby, n)
-        cand |= _candidates(codes, q_all, rules.neg_sameby, rules.neg_diffby, n)
-        cols = np.flatnonzero(cand)
-        step = max(1, _CELLS_PER_BLOCK // max(1, cols.size))
+        pos_cols = np.flatnonzero(_candidates(codes, q_all, rules.pos_sameby, rules.pos_diffby, n))
+        neg_cols = np.flatnonzero(_candidates(codes, q_all, rules.neg_sameby, rules.neg_diffby, n))
+        step = max(1, _CELLS_PER_BLOCK // max(1, pos_cols.size + neg_cols.size))
         for sub in range(0, q_all.size, step):
             q = q_all[sub : sub + step]
-            pos = _pair_mask(codes, q, cols, rules.pos_sameby, rules.pos_diffby)
-            neg = _pair_mask(codes, q, cols, rules.neg_sameby, rules.neg_diffby)
+            pos = _pair_mask(codes, q, pos_cols, rules.pos_sameby, rules.pos_diffby)
+            neg = _pair_mask(codes, q, neg_cols, rules.neg_sameby, rules.neg_diffby)
             n_pos[q] = pos.sum(axis=1)
             n_neg[q] = neg.sum(axis=1)
             has = (n_pos[q] > 0) & (n_neg[q] > 0)
             if has.any():
-                sims = _block_similarities(xn, q[has], cols, pos[has], neg[has])
-                ap[q[has]] = _ap_of_block(sims, pos[has], neg[has])
+                qh, neg_h = q[has], neg[has]
+                # negatives: one matrix product over the columns that hold any (often the same controls)
+                used = np.flatnonzero(neg_h.any(axis=0))
+                neg_sims = np.where(neg_h[:, used], kernels.cosine_block(xn[qh], xn[neg_cols[used]]), -np.inf)
+                ap[qh] = _ap_rows(_positive_similarities(xn, qh, pos_cols, pos[has]), neg_sims)
             # a query with positives but no negatives has a trivial list: AP 1 in copairs
             only_pos = (n_pos[q] > 0) & (n_neg[q] == 0)
             ap[q[only_pos]] = 1.0
