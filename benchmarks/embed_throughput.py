@@ -8,16 +8,17 @@ Data: the real 3-plane phase-contrast z-stack of ../shared/data/images/isl_phase
 (planes 4, 6, 8; 1024 x 1024 uint16), written as N multi-page TIFFs (each with a different
 small intensity offset, so the manifest holds N distinct files): 16 tiles of 224 px per field.
 
-    .venv/bin/python benchmarks/embed_throughput.py [--fields 8] [--model vit_small_patch16_224]
-        [--batch-size 32] [--workers 0 1 2] [--repeats 3] [--device cpu|cuda]
+    .venv/bin/python benchmarks/embed_throughput.py [--fields 4] [--model vit_small_patch16_224]
+        [--batch-size 32] [--workers 0 1] [--repeats 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -44,22 +45,44 @@ def make_fields(folder: Path, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bare_forward(model, tiles: torch.Tensor, batch_size: int, device) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (DataLoader workers), all threads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    w, c = time.perf_counter(), cpu_seconds()
+    fn()
+    return time.perf_counter() - w, cpu_seconds() - c
+
+
+def bare_forward(model, tiles: torch.Tensor, batch_size: int, device) -> None:
     with torch.inference_mode():
         for s in range(0, len(tiles), batch_size):
             tile_features(model, tiles[s : s + batch_size].to(device))
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return time.perf_counter() - start
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fields", type=int, default=8)
+    ap.add_argument("--fields", type=int, default=4)
     ap.add_argument("--model", default="vit_small_patch16_224")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
@@ -76,49 +99,48 @@ def main() -> None:
         std = torch.tensor(config["normalization"]["std"]).view(1, -1, 1, 1)
         preloaded = ((torch.from_numpy(tiles) - mean) / std).to(device)
         n_tiles = len(preloaded)
+
+        def run_full(workers: int) -> None:
+            a = embed(
+                man,
+                (model, config),
+                batch_size=args.batch_size,
+                num_workers=workers,
+                progress=False,
+                precision="fp32",
+                device=device,
+            )
+            assert a.n_obs == n_tiles
+
         bare_forward(model, preloaded[: args.batch_size], args.batch_size, device)  # warm-up
+        run_full(0)  # warm-up: first-call imports (anndata, ...)
         bare, full = [], {w: [] for w in args.workers}
         for _ in range(args.repeats):  # interleaved so load changes on the shared machine hit both sides
-            bare.append(bare_forward(model, preloaded, args.batch_size, device))
+            bare.append(timed(lambda: bare_forward(model, preloaded, args.batch_size, device)))
             for w in args.workers:
-                t0 = time.perf_counter()
-                a = embed(
-                    man,
-                    (model, config),
-                    batch_size=args.batch_size,
-                    num_workers=w,
-                    progress=False,
-                    precision="fp32",
-                    device=device,
-                )
-                full[w].append(time.perf_counter() - t0)
-                assert a.n_obs == n_tiles
-    t_bare = statistics.median(bare)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = (
-            subprocess.run(
-                ["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            or cpu
-        )
-    except OSError:
-        pass
+                full[w].append(timed(lambda w=w: run_full(w)))
+    load = os.getloadavg()
     print(
-        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu}; torch threads {torch.get_num_threads()}; "
-        f"device {device}; {args.model}; {args.fields} fields x 3 planes 1024^2 -> {n_tiles} tiles of 224; "
-        f"batch {args.batch_size}; median of {args.repeats}"
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_name()}; {os.cpu_count()} cores; torch threads "
+        f"{torch.get_num_threads()}; device {device}; {args.model}; {args.fields} fields x 3 planes 1024^2 -> "
+        f"{n_tiles} tiles of 224; batch {args.batch_size}; {args.repeats} interleaved repeats; load average after "
+        f"the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
     )
-    b_best = min(bare)
-    print("| run | median s | tiles/s (median) | ratio to bare (median) | ratio to bare (best of each) |")
-    print("|---|---|---|---|---|")
-    print(f"| bare forward (preloaded tensors) | {t_bare:.2f} | {n_tiles / t_bare:.1f} | 1.00 | 1.00 |")
-    for w, times in full.items():
-        t = statistics.median(times)
+    print(
+        "| run | wall s (median) | tiles/s (median) | wall ratio to bare (median) | wall ratio (best of each) "
+        "| CPU s (median) | CPU-time ratio to bare |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    wb, cb = statistics.median(t[0] for t in bare), statistics.median(t[1] for t in bare)
+    best = min(t[0] for t in bare)
+    rows = [("bare forward (preloaded tensors)", bare)] + [
+        (f"full run, {w} worker(s)", t) for w, t in full.items()
+    ]
+    for name, times in rows:
+        wall, cpu_s = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
         print(
-            f"| full run, {w} worker(s) | {t:.2f} | {n_tiles / t:.1f} | {t_bare / t:.2f} | {b_best / min(times):.2f} |"
+            f"| {name} | {wall:.2f} | {n_tiles / wall:.2f} | {wb / wall:.2f} | {best / min(t[0] for t in times):.2f} "
+            f"| {cpu_s:.2f} | {cb / cpu_s:.2f} |"
         )
 
 

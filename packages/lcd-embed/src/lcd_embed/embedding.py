@@ -187,6 +187,10 @@ def _embed(
         raise InputError("under torchrun, embed needs an output path (out=... / --out)")
     df = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else validate_manifest(manifest)
     if isinstance(model, tuple):
+        if weights is not None:
+            raise InputError(
+                "weights= goes with a timm model name, not with an already built (module, config)"
+            )
         net, config = model
         net = net.to(ctx.device).eval()
         spec = config.get("timm_name", "module")
@@ -229,15 +233,17 @@ def _embed(
         "seed": int(seed),
         "n_fields": len(df),
     }
-    fp = dd.fingerprint(
-        {
-            **meta,
-            "paths": df[plane_columns(df.columns) or ["path"]].to_numpy().tolist(),
-            "state": dd.state_dict_digest(net),
-            "shard_size": shard_size,
-            "expected_planes": run.expected_planes,
-        }
-    )
+    fp = None
+    if out is not None:  # only sharded runs need it (resume); hashing the weights costs ~0.2 s for a ViT-S
+        fp = dd.fingerprint(
+            {
+                **meta,
+                "paths": df[plane_columns(df.columns) or ["path"]].to_numpy().tolist(),
+                "state": dd.state_dict_digest(net),
+                "shard_size": shard_size,
+                "expected_planes": run.expected_planes,
+            }
+        )
     mean = torch.tensor(config["normalization"]["mean"], dtype=torch.float32, device=ctx.device).view(
         1, -1, 1, 1
     )

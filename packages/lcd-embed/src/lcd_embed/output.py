@@ -34,8 +34,20 @@ def tile_obs(
     obs["tile"] = np.asarray(tile_index, dtype=np.int64)
     obs["tile_y"] = np.asarray(coords[:, 0], dtype=np.int64) if len(coords) else np.zeros(0, np.int64)
     obs["tile_x"] = np.asarray(coords[:, 1], dtype=np.int64) if len(coords) else np.zeros(0, np.int64)
-    obs.index = [f"{r}-{t}" for r, t in zip(obs["manifest_row"], obs["tile"], strict=True)]
-    return obs
+    obs.index = pd.Index(
+        [f"{r}-{t}" for r, t in zip(obs["manifest_row"], obs["tile"], strict=True)], dtype=object
+    )
+    return plain_strings(obs)
+
+
+def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """String columns as Python-object columns: pandas 3's Arrow-backed strings are not writable by every anndata."""
+    for c in df.columns:
+        if pd.api.types.is_string_dtype(df[c].dtype) and not isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype(object)
+    if pd.api.types.is_string_dtype(df.index.dtype):
+        df.index = df.index.astype(object)
+    return df
 
 
 def jsonable(value: Any) -> Any:
@@ -121,7 +133,9 @@ def build_tile_adata(df: pd.DataFrame, parts: list[tuple[dict, list]], meta: dic
         )
     obs = tile_obs(df, rows, coords, tiles)
     var_block, var_pool = _var_layout(meta["pooling"], meta["n_last_blocks"], dim)
-    var = pd.DataFrame({"block": var_block, "pool": var_pool}, index=[f"emb_{i}" for i in range(dim)])
+    var = pd.DataFrame(
+        {"block": var_block, "pool": var_pool}, index=pd.Index([f"emb_{i}" for i in range(dim)], dtype=object)
+    )
     adata = ad.AnnData(X=X, obs=obs, var=var)
     adata.uns["lcd_embed"] = jsonable({**meta, "failures": None})
     adata.uns["lcd_embed"]["failures"] = failures_uns(failures)

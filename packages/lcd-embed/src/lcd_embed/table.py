@@ -18,6 +18,7 @@ import pandas as pd
 
 from .errors import InputError
 from .manifest import _read_table
+from .output import plain_strings
 
 COMPARTMENTS = ("Cells_", "Cytoplasm_", "Nuclei_", "Image_")
 
@@ -127,8 +128,9 @@ def from_table(
         if missing:
             raise InputError(f"{source}: cannot rename missing columns {missing}")
         obs = obs.rename(columns=dict(rename))
-    obs.index = [str(i) for i in range(len(obs))]
-    adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=feats))
+    obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
+    var = pd.DataFrame(index=pd.Index(feats, dtype=object))
+    adata = ad.AnnData(X=X.astype(np.float32), obs=plain_strings(obs), var=var)
     adata.uns["lcd_embed"] = {
         "source": source,
         "kind": "feature_table",
