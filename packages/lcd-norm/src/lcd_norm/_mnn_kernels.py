@@ -65,10 +65,13 @@ def mutual_pairs(reference: np.ndarray, current: np.ndarray, k: int) -> tuple[np
     """Mutual nearest-neighbour pairs ``(ref_idx, cur_idx)``: each is among the other's k nearest."""
     n_cur = len(current)
     _, ref_of_cur = nearest_neighbors(current, reference, k)  # for each current cell, reference ids
-    _, cur_of_ref = nearest_neighbors(reference, current, k)  # for each reference cell, current ids
+    # only a reference cell in some current cell's list can be half of a mutual pair, so the reverse
+    # search is limited to those (exact, and much less work when the reference is large)
+    candidates = np.unique(ref_of_cur)
+    _, cur_of_candidate = nearest_neighbors(reference[candidates], current, k)
     # encode (ref, cur) pairs as single integers and intersect the two directed neighbour sets
     from_cur = ref_of_cur.astype(np.int64) * n_cur + np.arange(n_cur)[:, None]
-    from_ref = np.arange(len(reference), dtype=np.int64)[:, None] * n_cur + cur_of_ref
+    from_ref = candidates.astype(np.int64)[:, None] * n_cur + cur_of_candidate
     both = np.intersect1d(from_cur.ravel(), from_ref.ravel(), assume_unique=True)
     return both // n_cur, both % n_cur
 
