@@ -222,9 +222,11 @@ def table(results: Path) -> str:
     for line in results.read_text().splitlines():
         r = json.loads(line)
         recs[(r["tool"], r["case"])] = r  # latest run of each case wins
-    cases = list(dict.fromkeys(c for _, c in recs))
+    order = {c: i for i, c in enumerate(DEFAULT_CASES)}
+    cases = sorted(dict.fromkeys(c for _, c in recs), key=lambda c: order.get(c, len(order)))
     lines = [
-        "| case | wells | lcd-metrics s | lcd-metrics peak RSS MB | copairs s | copairs peak RSS MB | speed-up |",
+        "| case | wells | lcd-metrics wall s (CPU s) | lcd-metrics peak RSS MB | copairs wall s (CPU s) "
+        "| copairs peak RSS MB | speed-up wall (CPU) |",
         "|---|---|---|---|---|---|---|",
     ]
 
@@ -241,11 +243,11 @@ def table(results: Path) -> str:
     for case in cases:
         recipe, n = case.split(":")
         lcd, cop = recs.get(("lcd", case)), recs.get(("copairs", case))
-        ratio = (
-            f"{cop['seconds'] / lcd['seconds']:.0f}×"
-            if lcd and cop and "error" not in lcd and "error" not in cop
-            else "-"
-        )
+        ratio = "-"
+        if lcd and cop and "error" not in lcd and "error" not in cop:
+            ratio = f"{cop['seconds'] / lcd['seconds']:.0f}×"
+            if "cpu_s" in lcd and "cpu_s" in cop:
+                ratio += f" ({cop['cpu_s'] / lcd['cpu_s']:.0f}×)"
         wells = lcd.get("n_wells", n) if lcd else n
         label = {
             "all_dmso": "mAP, negatives = all DMSO",
