@@ -99,3 +99,11 @@ def test_export_round_trip_with_lcd_embed(tmp_path, tiny_images, tiny_config):
     ref.load_state_dict(teacher)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x))
+
+
+def test_dataloader_workers_do_not_change_results(tmp_path, tiny_images, tiny_config):
+    """Crops come from per-sample seeds, so 2 worker processes give the weights of in-process loading."""
+    cfg = tiny_config(variant="pa+dino+barlow+xb", epochs=1, steps_per_epoch=3)
+    a = train(tiny_images, cfg, tmp_path / "w0")
+    b = train(tiny_images, cfg.replace(num_workers=2), tmp_path / "w2")
+    _assert_same_state(_weights(a), _weights(b))

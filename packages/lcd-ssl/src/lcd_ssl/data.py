@@ -75,9 +75,7 @@ class ManifestImages:
         if isinstance(manifest, (str, os.PathLike)):
             self.obs = lcd_embed.read_manifest(Path(manifest))
         else:
-            if len(manifest) == 0:
-                raise DataError("the manifest has no rows")
-            self.obs = manifest.reset_index(drop=True)
+            self.obs = lcd_embed.validate_manifest(manifest, source="manifest DataFrame")
         self.rows = self.obs.to_dict("records")
 
     def __len__(self) -> int:

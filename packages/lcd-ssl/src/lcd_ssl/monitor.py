@@ -3,7 +3,8 @@
 Collapse (Caron et al. 2021, Sec. 5.3; Chen & He 2021, SimSiam): with collapse to one prototype the
 L2-normalized teacher outputs stop varying across images (per-dimension std -> 0, versus about
 1/sqrt(d) for well-spread outputs); with collapse to the uniform distribution the teacher entropy
-reaches ln(out_dim) and the DINO loss sits at ln(out_dim).
+reaches ln(out_dim) and the DINO loss sits at ln(out_dim). Either way the mutual information between
+image and teacher prototype (``teacher_mi``) goes to 0.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ def teacher_entropy(probs: torch.Tensor) -> torch.Tensor:
     """Mean Shannon entropy (nats) of the teacher's sharpened distributions."""
     p = probs.float().flatten(0, -2)
     return -(p * torch.log(p.clamp_min(1e-30))).sum(-1).mean()
+
+
+@torch.no_grad()
+def teacher_mutual_information(probs: torch.Tensor) -> torch.Tensor:
+    """``H(mean_i p_i) - mean_i H(p_i)``: information the teacher's prototype carries about the image.
+
+    0 under either collapse (every image gets the same distribution, uniform or peaked); up to
+    ``ln(batch)`` when images get distinct, sharp assignments. Computed per global view, averaged.
+    """
+    p = probs.float()
+    mean_p = p.mean(dim=-2)
+    h_mean = -(mean_p * torch.log(mean_p.clamp_min(1e-30))).sum(-1).mean()
+    return h_mean - teacher_entropy(p)
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from .config import ConfigError, TrainConfig, schedule_fields_differ
 from .data import CropDataset, FieldReader, as_source
 from .losses import MultiCropLoss
 from .model import build_student_teacher, clip_gradients, ema_update, param_groups
-from .monitor import MetricsLog, ProgressBar, normalized_std, teacher_entropy
+from .monitor import MetricsLog, ProgressBar, normalized_std, teacher_entropy, teacher_mutual_information
 from .pairing import build_partner_index
 from .sampler import CrossBatchSampler
 from .schedules import Schedules
@@ -308,6 +308,7 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
                         teacher_entropy(out["teacher_probs"]),
                         normalized_std(teacher_out),
                         (~batch["has_partner"]).sum().to(device=device, dtype=torch.float32) * world,
+                        teacher_mutual_information(out["teacher_probs"]),
                     ]
                 ).float()
                 D.all_reduce_sum(stats)
@@ -337,6 +338,7 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
                     "barlow": stats[2],
                     "teacher_entropy": stats[3],
                     "teacher_std": stats[4],
+                    "teacher_mi": stats[6],
                     "lr": float(sched.lr[step - 1]),
                     "weight_decay": float(sched.weight_decay[step - 1]),
                     "momentum": float(sched.momentum[step - 1]),
@@ -349,7 +351,7 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
                     log.write(record)
                 bar.update(
                     step,
-                    f"loss {stats[0]:.3f} H {stats[3]:.2f} std·√d {stats[4] * math.sqrt(config.out_dim):.2f}",
+                    f"loss {stats[0]:.3f} H {stats[3]:.2f} MI {stats[6]:.2f} std·√d {stats[4] * math.sqrt(config.out_dim):.2f}",
                 )
                 if step % config.checkpoint_every == 0 or step % spe == 0 or step == stop_at:
                     checkpoint(step)
