@@ -111,9 +111,9 @@ def test_one_call_from_file_equals_two_step(lincs_path, lincs_ref):
 def test_lincs_dose_rules_with_diffby_match_copairs(lincs_ref, monkeypatch, cube_max_pos):
     """Positives: same compound at a different dose; negatives: other compounds at the same dose.
     Run through both AP paths (count per positive; sort negatives and search)."""
-    from lcd_metrics import pairs
+    from lcd_metrics import kernels
 
-    monkeypatch.setattr(pairs, "_CUBE_MAX_POS", cube_max_pos)
+    monkeypatch.setattr(kernels, "_CUBE_MAX_POS", cube_max_pos)
     meta, feats = lincs_ref
     keep = (meta["Metadata_broad_sample"] != "DMSO").to_numpy()
     rules = dict(

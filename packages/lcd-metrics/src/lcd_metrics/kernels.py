@@ -11,6 +11,8 @@ import numpy as np
 
 #: Soft cap on the size (in float64 elements) of one block of similarities.
 BLOCK_ELEMENTS = 1 << 22
+#: above this many positives per query the negatives are sorted instead of compared one by one
+_CUBE_MAX_POS = 16
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -56,8 +58,18 @@ def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     -----
     With positives sorted by decreasing similarity, the j-th positive sits at rank
     ``j + #(negatives with similarity > s_j)`` because ties put positives first; AP is the mean of
-    ``j / rank_j``. Counting negatives per positive avoids sorting the (usually much longer) negatives.
+    ``j / rank_j``. Few positives: the negatives above each positive are counted by comparison; many
+    positives: the negatives are sorted once per row and searched.
     """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    if pos.shape[1] <= _CUBE_MAX_POS:
+        return _ap_by_counting(pos, neg)
+    return _ap_by_sorting(pos, neg)
+
+
+def _ap_by_counting(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AP per row for few positives: count the negatives above each positive by comparison."""
     pos = np.asarray(pos, dtype=np.float64)
     neg = np.asarray(neg, dtype=np.float64)
     valid = ~np.isnan(pos)
@@ -75,13 +87,22 @@ def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         return prec.sum(axis=1) / n_pos
 
 
-def ap_from_sorted_negatives(pos_desc: np.ndarray, neg_sorted: np.ndarray) -> float:
-    """AP of one query from positives sorted descending and negatives sorted ascending (1-D arrays)."""
-    if pos_desc.size == 0:
-        return float("nan")
-    n_above = neg_sorted.size - np.searchsorted(neg_sorted, pos_desc, side="right")
-    j = np.arange(1, pos_desc.size + 1, dtype=np.float64)
-    return float(np.mean(j / (j + n_above)))
+def _ap_by_sorting(packed_pos: np.ndarray, neg_sims: np.ndarray) -> np.ndarray:
+    """AP per row for many positives: sort the negatives once per row and count those above each
+    positive with a single searchsorted on rows shifted apart (similarities lie in [-1, 1])."""
+    n_rows, m = neg_sims.shape
+    offset = 8.0 * np.arange(n_rows)[:, None]
+    neg_flat = (np.sort(np.maximum(neg_sims, -3.0), axis=1) + offset).ravel()
+    valid = ~np.isnan(packed_pos)
+    pos_desc = -np.sort(np.where(valid, -packed_pos, np.inf), axis=1)
+    n_valid = valid.sum(axis=1)
+    in_row = np.arange(pos_desc.shape[1])[None, :] < n_valid[:, None]
+    idx = np.searchsorted(neg_flat, (np.where(in_row, pos_desc, -5.0) + offset).ravel(), side="right")
+    n_above = (np.arange(1, n_rows + 1)[:, None] * m - idx.reshape(pos_desc.shape)).astype(np.float64)
+    j = np.arange(1, pos_desc.shape[1] + 1, dtype=np.float64)
+    prec = np.where(in_row, j / (j + n_above), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return prec.sum(axis=1) / n_valid
 
 
 def null_ap(n_pos: int, n_total: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -25,8 +25,6 @@ _CELLS_PER_BLOCK = 1 << 21
 # below this fraction of wanted cells a block gathers pairs instead of a full matrix product
 _GATHER_DENSITY = 0.1
 _GATHER_CHUNK = 1 << 14
-# above this many positives per query the negatives are sorted instead of compared one by one
-_CUBE_MAX_POS = 16
 
 
 @dataclass(frozen=True)
@@ -164,27 +162,6 @@ def _positive_similarities(xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos:
     return packed
 
 
-def _ap_rows(packed_pos: np.ndarray, neg_sims: np.ndarray) -> np.ndarray:
-    """AP per row from packed positive similarities (NaN padding) and negatives (-inf padding)."""
-    if packed_pos.shape[1] <= _CUBE_MAX_POS:
-        return kernels.ap_from_similarities(packed_pos, neg_sims)
-    # many positives: sort negatives once per row and count those above each positive by a single
-    # searchsorted on rows shifted apart (similarities lie in [-1, 1])
-    n_rows, m = neg_sims.shape
-    offset = 8.0 * np.arange(n_rows)[:, None]
-    neg_flat = (np.sort(np.maximum(neg_sims, -3.0), axis=1) + offset).ravel()
-    valid = ~np.isnan(packed_pos)
-    pos_desc = -np.sort(np.where(valid, -packed_pos, np.inf), axis=1)
-    n_valid = valid.sum(axis=1)
-    in_row = np.arange(pos_desc.shape[1])[None, :] < n_valid[:, None]
-    idx = np.searchsorted(neg_flat, (np.where(in_row, pos_desc, -5.0) + offset).ravel(), side="right")
-    n_above = (np.arange(1, n_rows + 1)[:, None] * m - idx.reshape(pos_desc.shape)).astype(np.float64)
-    j = np.arange(1, pos_desc.shape[1] + 1, dtype=np.float64)
-    prec = np.where(in_row, j / (j + n_above), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return prec.sum(axis=1) / n_valid
-
-
 def rank_profiles(
     xn: np.ndarray,
     codes: dict[str, np.ndarray],
@@ -223,7 +200,9 @@ def rank_profiles(
                 # negatives: one matrix product over the columns that hold any (often the same controls)
                 used = np.flatnonzero(neg_h.any(axis=0))
                 neg_sims = np.where(neg_h[:, used], kernels.cosine_block(xn[qh], xn[neg_cols[used]]), -np.inf)
-                ap[qh] = _ap_rows(_positive_similarities(xn, qh, pos_cols, pos[has]), neg_sims)
+                ap[qh] = kernels.ap_from_similarities(
+                    _positive_similarities(xn, qh, pos_cols, pos[has]), neg_sims
+                )
             # a query with positives but no negatives has a trivial list: AP 1 in copairs
             only_pos = (n_pos[q] > 0) & (n_neg[q] == 0)
             ap[q[only_pos]] = 1.0
