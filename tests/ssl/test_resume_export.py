@@ -3,6 +3,7 @@
 import json
 
 import lcd_ssl
+import lcd_ssl.losses
 import pytest
 import torch
 from lcd_ssl import NonFiniteLossError, export_backbone, train
