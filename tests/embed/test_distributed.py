@@ -28,7 +28,8 @@ def plate(tmp_path, rng, tiny_vit):
 
 def test_torchrun_two_processes_equal_one(plate, tmp_path):
     manifest, ckpt = plate
-    single = embed(manifest, ckpt, out=tmp_path / "one.h5ad", num_workers=0, shard_size=2, progress=False)
+    embed(manifest, ckpt, out=tmp_path / "one.h5ad", num_workers=0, shard_size=2, progress=False)
+    single = read_adata(tmp_path / "one.h5ad")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,

@@ -41,12 +41,27 @@ def tile_obs(
 
 
 def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """String columns as Python-object columns: pandas 3's Arrow-backed strings are not writable by every anndata."""
+    """String columns as categoricals with Python-object categories, string index as object.
+
+    anndata turns string columns into categoricals when writing; under pandas 3 their categories
+    would be Arrow-backed strings, which anndata 0.12 cannot write. Doing the conversion here, with
+    object categories, gives the same file under pandas 2 and 3.
+    """
     for c in df.columns:
-        if pd.api.types.is_string_dtype(df[c].dtype) and not isinstance(df[c].dtype, pd.CategoricalDtype):
-            df[c] = df[c].astype(object)
+        col = df[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = col.cat.categories
+            if pd.api.types.is_string_dtype(cats.dtype):
+                df[c] = col.cat.rename_categories(pd.Index(cats.astype(object), dtype=object))
+        elif (
+            pd.api.types.is_string_dtype(col.dtype)
+            and col.map(lambda v: isinstance(v, str) or v is None or v != v).all()
+        ):
+            values = col.astype(object).where(col.notna(), None)
+            cats = pd.Index(sorted({v for v in values if v is not None}), dtype=object)
+            df[c] = pd.Categorical(values, categories=cats)
     if pd.api.types.is_string_dtype(df.index.dtype):
-        df.index = df.index.astype(object)
+        df.index = pd.Index(df.index.astype(object), dtype=object)
     return df
 
 
@@ -136,7 +151,7 @@ def build_tile_adata(df: pd.DataFrame, parts: list[tuple[dict, list]], meta: dic
     var = pd.DataFrame(
         {"block": var_block, "pool": var_pool}, index=pd.Index([f"emb_{i}" for i in range(dim)], dtype=object)
     )
-    adata = ad.AnnData(X=X, obs=obs, var=var)
+    adata = ad.AnnData(X=X, obs=obs, var=plain_strings(var))
     adata.uns["lcd_embed"] = jsonable({**meta, "failures": None})
     adata.uns["lcd_embed"]["failures"] = failures_uns(failures)
     adata.uns["lcd"] = {"level": "tile"}
