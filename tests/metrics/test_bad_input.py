@@ -124,8 +124,8 @@ def test_missing_metadata_values_are_refused():
 def test_unsupported_options_refuse_rather_than_differ():
     with pytest.raises(lm.InputError, match="distance='euclidean' is not supported"):
         lm.average_precision(small_table(), distance="euclidean", **RULES)
-    with pytest.raises(lm.InputError, match="multilabel_col is not supported"):
-        lm.average_precision(small_table(), multilabel_col="Metadata_cmp", **RULES)
+    with pytest.raises(lm.InputError, match="multilabel_col 'Metadata_plate' must be one of pos_sameby"):
+        lm.average_precision(small_table(), multilabel_col="Metadata_plate", **RULES)
 
 
 def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, tmp_path):

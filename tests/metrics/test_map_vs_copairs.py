@@ -167,3 +167,42 @@ def test_permutation_null_has_copairs_distribution(k, total):
     theirs = random_ap(5000, k, total, seed=1)
     assert ks_2samp(ours, theirs).pvalue > 0.001
     assert not np.array_equal(np.sort(ours), np.sort(theirs))
+
+
+def test_multilabel_moa_matches_copairs(lincs):
+    """MoA lists ('a|b') as labels: positives share a MoA (other compounds), negatives share none."""
+    from copairs.map import multilabel
+
+    df = (
+        lincs[lincs["Metadata_broad_sample"].ne("DMSO")]
+        .dropna(subset=["Metadata_moa"])
+        .reset_index(drop=True)
+    )
+    df["Metadata_moa_list"] = df["Metadata_moa"].str.split("|")
+    meta = df.filter(regex="^Metadata")
+    feats = df.drop(columns=meta.columns).to_numpy()
+    rules = dict(
+        pos_sameby=["Metadata_moa_list"],
+        pos_diffby=["Metadata_broad_sample"],
+        neg_sameby=[],
+        neg_diffby=["Metadata_moa_list"],
+        multilabel_col="Metadata_moa_list",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = multilabel.average_precision(meta, feats, progress_bar=False, **rules)
+    ours = lm.average_precision(meta, feats, **rules)
+    key = ["Metadata_Well", "Metadata_moa_list"]
+    assert len(ours) == len(theirs) > 50
+    both = theirs.merge(ours, on=key, suffixes=("_c", "_l"))
+    assert len(both) == len(ours)
+    np.testing.assert_array_equal(both["n_pos_pairs_c"], both["n_pos_pairs_l"])
+    np.testing.assert_array_equal(both["n_total_pairs_c"], both["n_total_pairs_l"])
+    np.testing.assert_allclose(both["average_precision_c"], both["average_precision_l"], atol=1e-6)
+    m_c = copairs_map.mean_average_precision(
+        theirs, ["Metadata_moa_list"], null_size=1000, threshold=0.05, seed=0, progress_bar=False
+    )
+    m_l = lm.mean_average_precision(ours, ["Metadata_moa_list"], null_size=1000, seed=0)
+    mm = m_c.merge(m_l, on="Metadata_moa_list")
+    assert len(mm) == len(m_c) == len(m_l)
+    np.testing.assert_allclose(mm["mean_average_precision_x"], mm["mean_average_precision_y"], atol=1e-6)

@@ -104,7 +104,10 @@ def average_precision(
     progress_bar
         Show a rich progress bar (needs the `cli` extra).
     multilabel_col
-        Not supported in this release: raises an error rather than computing something different.
+        Column holding a list of labels per profile (copairs' multilabel mAP); it must be in
+        `pos_sameby` (positives share the query's label) and may be in `neg_diffby` (negatives share no
+        label) or `neg_sameby`. The result then has one row per profile × label with positives, the
+        label in `multilabel_col`.
     control
         Retrieve against controls (copairs' ``assign_reference_index`` recipe in one argument): a
         pandas query or boolean column marking control rows; controls then have no positives (they are
@@ -119,14 +122,34 @@ def average_precision(
     """
     if distance != "cosine":
         raise InputError(f"distance={distance!r} is not supported; lcd-metrics ranks by cosine similarity")
-    if multilabel_col is not None:
-        raise InputError(
-            "multilabel_col is not supported by lcd-metrics 0.1.0; use copairs.map.multilabel for it"
-        )
     prof = _profiles_from_meta(meta, feats, features, layer, use_rep)
     if control is not None:
         pos_sameby, neg_diffby = _with_reference(prof, control, pos_sameby, neg_diffby)
-    rules, keep = parse_rules(prof.obs, pos_sameby, pos_diffby, neg_sameby, neg_diffby, prof.source)
+    neg_mode = None
+    if multilabel_col is not None:
+        check_columns(prof.obs, [multilabel_col], prof.source)
+        pos_sameby, pos_diffby, neg_sameby, neg_diffby = (
+            _as_list(v) for v in (pos_sameby, pos_diffby, neg_sameby, neg_diffby)
+        )
+        if multilabel_col not in pos_sameby or multilabel_col in pos_diffby:
+            raise InputError(
+                f"multilabel_col {multilabel_col!r} must be one of pos_sameby (positives share a label)"
+            )
+        neg_mode = (
+            "diff" if multilabel_col in neg_diffby else ("same" if multilabel_col in neg_sameby else None)
+        )
+        pos_sameby, neg_sameby, neg_diffby = (
+            [c for c in v if c != multilabel_col] for v in (pos_sameby, neg_sameby, neg_diffby)
+        )
+    rules, keep = parse_rules(
+        prof.obs,
+        pos_sameby,
+        pos_diffby,
+        neg_sameby,
+        neg_diffby,
+        prof.source,
+        multilabel=multilabel_col is not None,
+    )
     check_columns(prof.obs, rules.columns, prof.source)
     if not keep.all():
         prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
@@ -134,13 +157,23 @@ def average_precision(
     check_features(prof)
     xn = kernels.l2_normalize(prof.X)
     codes = encode(prof.obs, rules.columns)
+    labels, label_names = None, None
+    if multilabel_col is not None:
+        membership, label_names = _label_membership(prof, multilabel_col)
+        labels = (membership, None, neg_mode)
     with progress(len(xn), "average precision", progress_bar) as advance:
-        ap, n_pos, n_total = rank_profiles(xn, codes, rules, advance=advance)
+        q_rows, q_labels, ap, n_pos, n_total = rank_profiles(xn, codes, rules, labels=labels, advance=advance)
     if not (n_pos > 0).any():
         raise InputError(f"{prof.source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
     if not (n_total > n_pos).any():
         raise InputError(f"{prof.source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
-    out = prof.obs.drop(columns=[_REF], errors="ignore")
+    if labels is None:
+        out = prof.obs.drop(columns=[_REF], errors="ignore")
+    else:  # one row per (profile, label) with positives, like copairs.map.multilabel
+        keep_q = n_pos > 0
+        q_rows, q_labels, ap, n_pos, n_total = (a[keep_q] for a in (q_rows, q_labels, ap, n_pos, n_total))
+        out = prof.obs.iloc[q_rows].drop(columns=[_REF, multilabel_col], errors="ignore")
+        out[multilabel_col] = label_names[q_labels]
     out["n_pos_pairs"] = n_pos
     out["n_total_pairs"] = n_total
     out["average_precision"] = ap
@@ -149,6 +182,26 @@ def average_precision(
 
 
 _REF = "__lcd_reference_index"
+
+
+def _label_membership(prof: Profiles, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × labels) membership of a column holding label lists (a plain string is one label)."""
+    cells = [
+        [v] if isinstance(v, str) else (list(v) if v is not None and not isinstance(v, float) else None)
+        for v in prof.obs[col]
+    ]
+    bad = np.array([c is None or len(c) == 0 for c in cells])
+    if bad.any():
+        raise InputError(
+            f"{prof.source}: multilabel column {col!r} has {int(bad.sum())} empty or missing cells "
+            f"(first rows: {prof.row_ids(bad)})"
+        )
+    flat = [str(x) for c in cells for x in c]
+    names, codes = np.unique(np.array(flat, dtype=object), return_inverse=True)
+    rows = np.repeat(np.arange(len(cells)), [len(c) for c in cells])
+    membership = np.zeros((len(cells), len(names)), dtype=bool)
+    membership[rows, codes] = True
+    return membership, names
 
 
 def _with_reference(prof: Profiles, control: str, pos_sameby, neg_diffby) -> tuple[list[str], list[str]]:

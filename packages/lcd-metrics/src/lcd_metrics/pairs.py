@@ -63,6 +63,8 @@ def parse_rules(
     neg_sameby: str | Sequence[str] | None,
     neg_diffby: str | Sequence[str] | None,
     source: str,
+    *,
+    multilabel: bool = False,
 ) -> tuple[PairRules, np.ndarray]:
     """Split rule entries into columns and query filters; return the rules and the kept-rows mask."""
     keep = np.ones(len(obs), dtype=bool)
@@ -94,9 +96,9 @@ def parse_rules(
             cols.extend(named)
         lists.append(tuple(dict.fromkeys(cols)))
     rules = PairRules(*lists)
-    if not (rules.pos_sameby or rules.pos_diffby):
+    if not multilabel and not (rules.pos_sameby or rules.pos_diffby):
         raise InputError("pos_sameby and pos_diffby are both empty: no rule defines positive pairs")
-    if not (rules.neg_sameby or rules.neg_diffby):
+    if not multilabel and not (rules.neg_sameby or rules.neg_diffby):
         raise InputError("neg_sameby and neg_diffby are both empty: no rule defines negative pairs")
     for same, diff, kind in (
         (rules.pos_sameby, rules.pos_diffby, "pos"),
@@ -162,50 +164,88 @@ def _positive_similarities(xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos:
     return packed
 
 
+def _score_block(
+    xn: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    q: np.ndarray,
+    pos_cols: np.ndarray,
+    neg_cols: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AP, positive and negative counts of the block queries `q` given their pair masks."""
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    ap = np.full(len(q), np.nan)
+    has = (n_pos > 0) & (n_neg > 0)
+    if has.any():
+        neg_h = neg[has]
+        # negatives: one matrix product over the columns that hold any (often the same controls)
+        used = np.flatnonzero(neg_h.any(axis=0))
+        neg_sims = np.where(neg_h[:, used], kernels.cosine_block(xn[q[has]], xn[neg_cols[used]]), -np.inf)
+        ap[has] = kernels.ap_from_similarities(
+            _positive_similarities(xn, q[has], pos_cols, pos[has]), neg_sims
+        )
+    # a query with positives but no negatives has a trivial list: AP 1 in copairs
+    ap[(n_pos > 0) & (n_neg == 0)] = 1.0
+    return ap, n_pos, n_neg
+
+
 def rank_profiles(
     xn: np.ndarray,
     codes: dict[str, np.ndarray],
     rules: PairRules,
     *,
+    labels: tuple[np.ndarray, np.ndarray, str | None] | None = None,
     advance: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AP, number of positive partners and number of partners (positives + negatives) of every row.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """AP, number of positive partners and of all partners for every query.
+
+    A query is a row, or with `labels` = ``(membership, label_of_query, neg_mode)`` a (row, label)
+    pair as in copairs' multilabel mAP: ``membership`` is a (rows × labels) boolean matrix, positives
+    must also carry the query's label, and negatives share no label with the query row
+    (``neg_mode="diff"``), share one (``"same"``) or are not constrained by labels (None).
 
     `xn` holds unit-norm rows. Queries are sorted by their rule keys so that a block of neighbouring
     queries shares few candidate partners. Per block, negatives get one matrix product over the columns
     that hold any and positives are gathered pairwise when sparse (memory bounded by
     ``_CELLS_PER_BLOCK``); AP is then computed for the whole block at once.
+
+    Returns ``(query_rows, query_labels, ap, n_pos, n_total)``; query_labels is -1 without labels.
     """
     n = xn.shape[0]
-    ap = np.full(n, np.nan)
-    n_pos = np.zeros(n, dtype=np.int64)
-    n_neg = np.zeros(n, dtype=np.int64)
+    if labels is None:
+        q_rows, q_labels = np.arange(n), np.full(n, -1)
+    else:
+        membership, _, _ = labels
+        q_rows, q_labels = np.nonzero(membership)
+    nq = q_rows.size
+    ap = np.full(nq, np.nan)
+    n_pos = np.zeros(nq, dtype=np.int64)
+    n_neg = np.zeros(nq, dtype=np.int64)
     sort_cols = [*rules.neg_sameby, *rules.pos_sameby, *rules.neg_diffby, *rules.pos_diffby]
-    order = np.lexsort([codes[c] for c in reversed(sort_cols)]) if sort_cols else np.arange(n)
+    keys = [codes[c][q_rows] for c in reversed(sort_cols)] + ([q_labels] if labels is not None else [])
+    order = np.lexsort(keys) if keys else np.arange(nq)
     block = 256
-    for start in range(0, n, block):
-        q_all = order[start : start + block]
-        pos_cols = np.flatnonzero(_candidates(codes, q_all, rules.pos_sameby, rules.pos_diffby, n))
-        neg_cols = np.flatnonzero(_candidates(codes, q_all, rules.neg_sameby, rules.neg_diffby, n))
+    for start in range(0, nq, block):
+        vq = order[start : start + block]
+        rows = q_rows[vq]
+        pos_cand = _candidates(codes, rows, rules.pos_sameby, rules.pos_diffby, n)
+        if labels is not None:
+            pos_cand &= labels[0][:, np.unique(q_labels[vq])].any(axis=1)
+        pos_cols = np.flatnonzero(pos_cand)
+        neg_cols = np.flatnonzero(_candidates(codes, rows, rules.neg_sameby, rules.neg_diffby, n))
         step = max(1, _CELLS_PER_BLOCK // max(1, pos_cols.size + neg_cols.size))
-        for sub in range(0, q_all.size, step):
-            q = q_all[sub : sub + step]
+        for sub in range(0, vq.size, step):
+            v, q = vq[sub : sub + step], rows[sub : sub + step]
             pos = _pair_mask(codes, q, pos_cols, rules.pos_sameby, rules.pos_diffby)
             neg = _pair_mask(codes, q, neg_cols, rules.neg_sameby, rules.neg_diffby)
-            n_pos[q] = pos.sum(axis=1)
-            n_neg[q] = neg.sum(axis=1)
-            has = (n_pos[q] > 0) & (n_neg[q] > 0)
-            if has.any():
-                qh, neg_h = q[has], neg[has]
-                # negatives: one matrix product over the columns that hold any (often the same controls)
-                used = np.flatnonzero(neg_h.any(axis=0))
-                neg_sims = np.where(neg_h[:, used], kernels.cosine_block(xn[qh], xn[neg_cols[used]]), -np.inf)
-                ap[qh] = kernels.ap_from_similarities(
-                    _positive_similarities(xn, qh, pos_cols, pos[has]), neg_sims
-                )
-            # a query with positives but no negatives has a trivial list: AP 1 in copairs
-            only_pos = (n_pos[q] > 0) & (n_neg[q] == 0)
-            ap[q[only_pos]] = 1.0
+            if labels is not None:
+                membership, _, neg_mode = labels
+                pos &= membership[pos_cols][:, q_labels[v]].T
+                if neg_mode is not None:
+                    m = membership.astype(np.float32)
+                    shared = (m[q] @ m[neg_cols].T) > 0
+                    neg &= ~shared if neg_mode == "diff" else shared
+            ap[v], n_pos[v], n_neg[v] = _score_block(xn, pos, neg, q, pos_cols, neg_cols)
         if advance is not None:
-            advance(q_all.size)
-    return ap, n_pos, n_pos + n_neg
+            advance(vq.size)
+    return q_rows, q_labels, ap, n_pos, n_pos + n_neg
