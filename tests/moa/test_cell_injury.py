@@ -52,8 +52,8 @@ def distance_activity(table: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="dist")
 
 
-@pytest.fixture(scope="module")
-def cv_result(cell_injury):
+def _cross_validate(cell_injury, **options):
+    """Cross-validate injury types on the Cell Injury layout, small classes dropped."""
     return cross_validate(
         cell_injury,
         distance_activity(cell_injury),
@@ -62,8 +62,13 @@ def cv_result(cell_injury):
         condition_keys=[TIME, DOSE],
         control=CONTROL,
         drop_small_classes=True,
-        seed=0,
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def cv_result(cell_injury):
+    return _cross_validate(cell_injury, seed=0)
 
 
 def test_cell_injury_end_to_end_beats_majority_class(cv_result):
@@ -92,18 +97,7 @@ def test_cell_injury_end_to_end_beats_majority_class(cv_result):
 
 def test_cell_injury_compare_same_folds(cell_injury, cv_result):
     """A second method re-run on the first run's folds can be compared; other folds are refused."""
-    again = cross_validate(
-        cell_injury,
-        distance_activity(cell_injury),
-        compound_key=COMPOUND,
-        moa_key="injury_type",
-        condition_keys=[TIME, DOSE],
-        control=CONTROL,
-        folds=cv_result.folds,
-        weights="wells",
-        drop_small_classes=True,
-        dose_order="ascending",
-    )
+    again = _cross_validate(cell_injury, folds=cv_result.folds, weights="wells", dose_order="ascending")
     table = compare_predictions(cv_result.predictions, again.predictions, intersect=True)
     assert table.loc[0, "n_compounds"] >= 60 and 0 <= table.loc[0, "p_value"] <= 1
     shuffled = again.predictions.copy()

@@ -55,6 +55,13 @@ def test_cv_writes_tables_and_figures_equal_to_api(files, activity):
     assert not list(tmp.glob("cv/.*.tmp"))  # atomic writes leave no temp files
 
 
+def _compare(run_a, run_b, *options):
+    """``lcd-moa compare`` on the predictions.parquet of two run folders."""
+    return runner.invoke(
+        cli.app, ["compare", str(run_a / "predictions.parquet"), str(run_b / "predictions.parquet"), *options]
+    )
+
+
 def test_cv_reuse_folds_and_compare(files):
     _, tmp = files
     common = [str(tmp / "profiles.h5ad"), "--activity", str(tmp / "activity.parquet"), "--no-plot"]
@@ -75,38 +82,16 @@ def test_cv_reuse_folds_and_compare(files):
         ],
     )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(
-        cli.app,
-        [
-            "compare",
-            str(tmp / "a" / "predictions.parquet"),
-            str(tmp / "b" / "predictions.parquet"),
-            "--out",
-            str(tmp / "mcnemar.csv"),
-        ],
-    )
+    res = _compare(tmp / "a", tmp / "b", "--out", str(tmp / "mcnemar.csv"))
     assert res.exit_code == 0, res.output
     assert "McNemar exact p" in res.output
     table = pd.read_csv(tmp / "mcnemar.csv")
     assert table.loc[0, "n_compounds"] == 15
-    same = runner.invoke(
-        cli.app,
-        [
-            "compare",
-            str(tmp / "a" / "predictions.parquet"),
-            str(tmp / "a" / "predictions.parquet"),
-            "--method-a",
-            "single_3",
-            "--method-b",
-            "single_10",
-        ],
-    )
+    same = _compare(tmp / "a", tmp / "a", "--method-a", "single_3", "--method-b", "single_10")
     assert same.exit_code == 0 and "single_3 vs single_10" in same.output
     other = runner.invoke(cli.app, ["cv", *common, "--out", str(tmp / "c"), "--seed", "99"])
     assert other.exit_code == 0
-    res = runner.invoke(
-        cli.app, ["compare", str(tmp / "a" / "predictions.parquet"), str(tmp / "c" / "predictions.parquet")]
-    )
+    res = _compare(tmp / "a", tmp / "c")
     assert res.exit_code == 2 and "fold assignments differ" in res.output
 
 

@@ -6,6 +6,8 @@ typer and rich are the ``[cli]`` extra; heavy modules are imported inside the co
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -77,11 +79,14 @@ if typer is not None:
         str, typer.Option(help="Score compounds at their active conditions only (active) or all.")
     ]
     DoseOrder = Annotated[str, typer.Option(help="descending, ascending, or doses like '20,10,5'.")]
+    AllowControl = Annotated[bool, typer.Option(help="Let the aggregated prediction be the control class.")]
+    InnerFolds = Annotated[int, typer.Option(help="Inner folds for accuracy weights.")]
+    InverseL2 = Annotated[float, typer.Option("--C", help="Inverse L2 strength of the logistic regression.")]
+    TopK = Annotated[int, typer.Option(help="k of top-k accuracy.")]
+    PolyK = Annotated[int, typer.Option(help="MoAs kept per condition in the polypharmacology table.")]
+    Plot = Annotated[bool, typer.Option(help="Write figures.")]
 
-    @app.command()
-    def cv(
-        profiles: Profiles,
-        out: Annotated[Path, typer.Option(help="Output folder (parquet tables, params.json, figures/).")],
+    def _design_options(
         activity: Activity = None,
         compound_key: CompoundKey = "compound",
         moa_key: MoaKey = "moa",
@@ -94,27 +99,61 @@ if typer is not None:
         features: Features = None,
         layer: Layer = None,
         use_rep: UseRep = None,
+    ) -> dict:
+        """The training-data options of ``cv`` and ``fit``, as keywords of ``cross_validate``/``fit_moa``."""
+        return {
+            "activity": activity,
+            "compound_key": compound_key,
+            "moa_key": moa_key,
+            "condition_keys": condition_key or ["timepoint", "dose"],
+            "dose_key": dose_key,
+            "control": control,
+            "control_label": control_label,
+            "activity_keys": activity_key,
+            "active_key": active_key,
+            "features": features,
+            "layer": layer,
+            "use_rep": use_rep,
+        }
+
+    def _with_design_options(command):
+        """Give ``command`` the options of :func:`_design_options` (after its first two parameters).
+
+        Typer reads a command's options from its signature, so the shared options are spliced into
+        it; the command receives them as one dict, ``design``, of API keywords.
+        """
+        shared = list(inspect.signature(_design_options, eval_str=True).parameters.values())
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "design"]
+
+        @functools.wraps(command)
+        def wrapper(**options):
+            design = _design_options(**{p.name: options.pop(p.name) for p in shared})
+            return command(design=design, **options)
+
+        wrapper.__signature__ = inspect.Signature([*own[:2], *shared, *own[2:]])
+        return wrapper
+
+    @app.command()
+    @_with_design_options
+    def cv(
+        profiles: Profiles,
+        out: Annotated[Path, typer.Option(help="Output folder (parquet tables, params.json, figures/).")],
+        design: dict,
         n_folds: Annotated[int, typer.Option(help="Compound folds.")] = 5,
         seed: Annotated[int, typer.Option(help="Fold seed.")] = 0,
         folds: Annotated[Path | None, typer.Option(help="Reuse a folds.parquet of another run.")] = None,
         weights: Weights = "equal",
         dose_order: DoseOrder = "descending",
         score: Score = "active",
-        allow_control_prediction: Annotated[
-            bool, typer.Option(help="Let the aggregated prediction be the control class.")
-        ] = False,
+        allow_control_prediction: AllowControl = False,
         drop_small_classes: Annotated[
             bool, typer.Option(help="Leave out classes with fewer compounds than folds.")
         ] = False,
-        inner_folds: Annotated[int, typer.Option(help="Inner folds for accuracy weights.")] = 3,
-        c: Annotated[
-            float, typer.Option("--C", help="Inverse L2 strength of the logistic regression.")
-        ] = 1.0,
-        top_k: Annotated[int, typer.Option(help="k of top-k accuracy.")] = 3,
-        poly_k: Annotated[
-            int, typer.Option(help="MoAs kept per condition in the polypharmacology table.")
-        ] = 2,
-        plot: Annotated[bool, typer.Option(help="Write figures.")] = True,
+        inner_folds: InnerFolds = 3,
+        c: InverseL2 = 1.0,
+        top_k: TopK = 3,
+        poly_k: PolyK = 2,
+        plot: Plot = True,
     ) -> None:
         """Cross-validate MoA probes (folds grouped by compound, stratified by MoA)."""
         from lcd_moa.cv import cross_validate
@@ -123,18 +162,7 @@ if typer is not None:
         try:
             result = cross_validate(
                 profiles,
-                activity,
-                compound_key=compound_key,
-                moa_key=moa_key,
-                condition_keys=condition_key or ["timepoint", "dose"],
-                dose_key=dose_key,
-                control=control,
-                control_label=control_label,
-                activity_keys=activity_key,
-                active_key=active_key,
-                features=features,
-                layer=layer,
-                use_rep=use_rep,
+                **design,
                 n_folds=n_folds,
                 seed=seed,
                 folds=read_table(folds) if folds else None,
@@ -154,31 +182,17 @@ if typer is not None:
         _report(result, out)
 
     @app.command()
+    @_with_design_options
     def fit(
         profiles: Profiles,
         model: Annotated[Path, typer.Option(help="Output model folder (model.json + model.npz).")],
-        activity: Activity = None,
-        compound_key: CompoundKey = "compound",
-        moa_key: MoaKey = "moa",
-        condition_key: ConditionKey = None,
-        dose_key: DoseKey = None,
-        control: Control = "compound == 'DMSO'",
-        control_label: ControlLabel = "DMSO",
-        activity_key: ActivityKey = None,
-        active_key: ActiveKey = "active",
-        features: Features = None,
-        layer: Layer = None,
-        use_rep: UseRep = None,
+        design: dict,
         weights: Weights = "equal",
         score: Score = "active",
-        allow_control_prediction: Annotated[
-            bool, typer.Option(help="Let the aggregated prediction be the control class.")
-        ] = False,
-        inner_folds: Annotated[int, typer.Option(help="Inner folds for accuracy weights.")] = 3,
+        allow_control_prediction: AllowControl = False,
+        inner_folds: InnerFolds = 3,
         seed: Annotated[int, typer.Option(help="Seed of the inner folds.")] = 0,
-        c: Annotated[
-            float, typer.Option("--C", help="Inverse L2 strength of the logistic regression.")
-        ] = 1.0,
+        c: InverseL2 = 1.0,
     ) -> None:
         """Fit probes on every labeled compound and save the model (no pickle)."""
         from lcd_moa.model import fit_moa
@@ -186,18 +200,7 @@ if typer is not None:
         try:
             fitted = fit_moa(
                 profiles,
-                activity,
-                compound_key=compound_key,
-                moa_key=moa_key,
-                condition_keys=condition_key or ["timepoint", "dose"],
-                dose_key=dose_key,
-                control=control,
-                control_label=control_label,
-                activity_keys=activity_key,
-                active_key=active_key,
-                features=features,
-                layer=layer,
-                use_rep=use_rep,
+                **design,
                 weights=weights,
                 score=score,
                 allow_control_prediction=allow_control_prediction,
@@ -224,11 +227,9 @@ if typer is not None:
         layer: Layer = None,
         use_rep: UseRep = None,
         dose_order: DoseOrder = "descending",
-        top_k: Annotated[int, typer.Option(help="k of top-k accuracy.")] = 3,
-        poly_k: Annotated[
-            int, typer.Option(help="MoAs kept per condition in the polypharmacology table.")
-        ] = 2,
-        plot: Annotated[bool, typer.Option(help="Write figures.")] = True,
+        top_k: TopK = 3,
+        poly_k: PolyK = 2,
+        plot: Plot = True,
     ) -> None:
         """Predict MoAs of new compounds with a saved model (metrics when labels exist)."""
         from lcd_moa.model import MoAModel, predict_moa

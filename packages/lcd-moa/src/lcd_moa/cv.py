@@ -43,6 +43,34 @@ def resolve_dose_key(condition_keys: Sequence[str], dose_key: str | None) -> str
     return dose_key
 
 
+def load_design(
+    data: Profiles,
+    activity: pd.DataFrame | str | os.PathLike | None,
+    *,
+    weights: str,
+    score: str,
+    condition_keys: Sequence[str],
+    dose_key: str | None,
+    features: Sequence[str] | str | None,
+    **design_options,
+) -> tuple[Design, list[str], str]:
+    """Check the options, read profiles and activity and lay them out (shared start of cv and fit).
+
+    ``design_options`` are the remaining keyword arguments of :func:`lcd_moa.design.build_design`.
+    Returns the design, the condition keys as a list and the resolved dose key.
+    """
+    check_options(weights, score)
+    condition_keys = list(condition_keys)
+    dose_key = resolve_dose_key(condition_keys, dose_key)
+    design = build_design(
+        read_profiles(data, features),
+        load_activity(activity),
+        condition_keys=condition_keys,
+        **design_options,
+    )
+    return design, condition_keys, dose_key
+
+
 def _check_folds(folds: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     """Validate a user-given fold table (``compound``, ``fold``) against the labeled compounds."""
     if not {"compound", "fold"} <= set(folds.columns):
@@ -161,13 +189,12 @@ def cross_validate(
     progress
         Show a rich progress bar.
     """
-    check_options(weights, score)
-    condition_keys = list(condition_keys)
-    dose_key = resolve_dose_key(condition_keys, dose_key)
-    adata = read_profiles(data, features)
-    design = build_design(
-        adata,
-        load_activity(activity),
+    design, condition_keys, dose_key = load_design(
+        data,
+        activity,
+        weights=weights,
+        score=score,
+        dose_key=dose_key,
         compound_key=compound_key,
         moa_key=moa_key,
         condition_keys=condition_keys,
@@ -175,6 +202,7 @@ def cross_validate(
         control_label=control_label,
         activity_keys=activity_keys,
         active_key=active_key,
+        features=features,
         layer=layer,
         use_rep=use_rep,
     )

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from lcd_moa._threads import single_thread_blas
-from lcd_moa.cv import load_activity, resolve_dose_key
+from lcd_moa.cv import load_activity, load_design, resolve_dose_key
 from lcd_moa.design import DEFAULT_CONTROL, build_design, normalize_values
 from lcd_moa.engine import (
-    check_options,
     condition_accuracy,
     fill_weights,
     fit_condition_probes,
@@ -137,13 +136,12 @@ def fit_moa(
     Parameters are those of :func:`lcd_moa.cv.cross_validate`. With ``weights="accuracy"`` the
     condition weights come from an ``inner_folds`` cross-validation on these training compounds.
     """
-    check_options(weights, score)
-    condition_keys = list(condition_keys)
-    dose_key = resolve_dose_key(condition_keys, dose_key)
-    adata = read_profiles(data, features)
-    design = build_design(
-        adata,
-        load_activity(activity),
+    design, condition_keys, dose_key = load_design(
+        data,
+        activity,
+        weights=weights,
+        score=score,
+        dose_key=dose_key,
         compound_key=compound_key,
         moa_key=moa_key,
         condition_keys=condition_keys,
@@ -151,6 +149,7 @@ def fit_moa(
         control_label=control_label,
         activity_keys=activity_keys,
         active_key=active_key,
+        features=features,
         layer=layer,
         use_rep=use_rep,
     )
