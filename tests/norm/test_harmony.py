@@ -65,6 +65,8 @@ def test_seed_determinism_and_batch_mixing(profiles):
     a = harmony(profiles, "replica", seed=1, copy=True).obsm["X_harmony"]
     b = harmony(profiles, "replica", seed=1, copy=True).obsm["X_harmony"]
     np.testing.assert_array_equal(a, b)
+    one_thread = harmony(profiles, "replica", seed=1, n_threads=1, copy=True).obsm["X_harmony"]
+    np.testing.assert_allclose(one_thread, a, rtol=0, atol=1e-12)  # independent of the thread count
     before = silhouette_score(profiles.X, profiles.obs["replica"])
     after = silhouette_score(a, profiles.obs["replica"])
     assert after < before - 0.1

@@ -63,7 +63,7 @@ def run_harmony_matrix(
     n_threads: int = 0,
     **harmony_kwargs,
 ) -> np.ndarray:
-    """Harmony on a cells × dims matrix; returns the corrected matrix, cells × dims, float64."""
+    """Harmony on a cells × dims float matrix; returns the corrected matrix, cells × dims, float64."""
     import harmonypy
 
     keys = as_key_list(keys)
@@ -73,7 +73,8 @@ def run_harmony_matrix(
             raise InputError(
                 f"Harmony key {k!r} has a single level ({meta[k].iloc[0]!r}): nothing to integrate; drop it from keys"
             )
-    data = np.asarray(X, dtype=np.float64)
+    # harmonypy copies its input to float64 itself: converting here too would add a full copy
+    data = np.asarray(X)
     theta_arg = list(theta) if isinstance(theta, Sequence) else float(theta)
     log = logging.getLogger("harmonypy")
     previous = log.level
