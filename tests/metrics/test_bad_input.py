@@ -73,27 +73,23 @@ def test_features_cannot_be_told_apart():
         lm.load_profiles(df)
 
 
-def test_no_control_rows():
-    df = small_table()
-    with pytest.raises(lm.InputError, match=r"no control rows match \"Metadata_cmp == 'none'\""):
+@pytest.mark.parametrize(
+    ("control", "message"),
+    [
+        ("Metadata_cmp == 'none'", r"no control rows match \"Metadata_cmp == 'none'\""),
+        ("no such == 1", "cannot evaluate control query"),
+    ],
+)
+def test_no_control_rows(control, message):
+    with pytest.raises(lm.InputError, match=message):
         lm.map_es(
-            df,
+            small_table(),
             compound_key="Metadata_cmp",
             plate_key="Metadata_plate",
             replica_key="Metadata_plate",
             timepoint_key=None,
             dose_key=None,
-            control="Metadata_cmp == 'none'",
-        )
-    with pytest.raises(lm.InputError, match="cannot evaluate control query"):
-        lm.map_es(
-            df,
-            compound_key="Metadata_cmp",
-            plate_key="Metadata_plate",
-            replica_key="Metadata_plate",
-            timepoint_key=None,
-            dose_key=None,
-            control="no such == 1",
+            control=control,
         )
 
 

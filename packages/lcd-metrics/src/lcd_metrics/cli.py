@@ -32,6 +32,15 @@ def _run(fn):
         _fail(str(exc))
 
 
+def _check_output_paths(*paths: Path | None) -> None:
+    """Refuse unusable output paths before any work is done (None: that output was not asked for)."""
+    from . import io
+
+    for path in paths:
+        if path is not None:
+            io.check_output_path(path)
+
+
 def _optional(key: str) -> str | None:
     return None if key.lower() in ("", "none") else key
 
@@ -50,6 +59,8 @@ def _build_app():
     Features = Annotated[str | None, typer.Option(help="Regex selecting feature columns of a table.")]
     Layer = Annotated[str | None, typer.Option(help="AnnData layer with the features.")]
     UseRep = Annotated[str | None, typer.Option(help="AnnData obsm key with the features.")]
+    TimepointKey = Annotated[str, typer.Option(help="Timepoint column; 'none' for a single timepoint.")]
+    DoseKey = Annotated[str, typer.Option(help="Dose column; 'none' for no dose.")]
 
     @app.command("map")
     def map_cmd(
@@ -87,9 +98,7 @@ def _build_app():
         from .mean_ap import mean_average_precision
 
         def go():
-            for path in (output, ap_output):
-                if path is not None:
-                    io.check_output_path(path)
+            _check_output_paths(output, ap_output)
             table, ap = mean_average_precision(
                 str(input),
                 sameby=sameby or None,
@@ -122,10 +131,8 @@ def _build_app():
         compound_key: str = "compound",
         replica_key: str = "replica",
         plate_key: str = "plate",
-        timepoint_key: Annotated[
-            str, typer.Option(help="Timepoint column; 'none' for a single timepoint.")
-        ] = "timepoint",
-        dose_key: Annotated[str, typer.Option(help="Dose column; 'none' for no dose.")] = "dose",
+        timepoint_key: TimepointKey = "timepoint",
+        dose_key: DoseKey = "dose",
         control: Annotated[
             str, typer.Option(help="Pandas query or boolean column marking controls.")
         ] = "compound == 'DMSO'",
@@ -147,7 +154,7 @@ def _build_app():
         from .map_es import map_es, sensitivity
 
         def go():
-            io.check_output_path(output)
+            _check_output_paths(output)
             result = map_es(
                 str(input),
                 compound_key=compound_key,
@@ -189,10 +196,8 @@ def _build_app():
         count_key: str = "nuclei_count",
         compound_key: str = "compound",
         plate_key: str = "plate",
-        timepoint_key: Annotated[
-            str, typer.Option(help="Timepoint column; 'none' for a single timepoint.")
-        ] = "timepoint",
-        dose_key: Annotated[str, typer.Option(help="Dose column; 'none' for no dose.")] = "dose",
+        timepoint_key: TimepointKey = "timepoint",
+        dose_key: DoseKey = "dose",
         control: str = "compound == 'DMSO'",
         n_boot: int = 1000,
         seed: int = 0,
@@ -205,9 +210,7 @@ def _build_app():
         from .cell_count import cell_count_activity, inhibition
 
         def go():
-            for path in (output, inhibition_output):
-                if path is not None:
-                    io.check_output_path(path)
+            _check_output_paths(output, inhibition_output)
             table = cell_count_activity(
                 str(input),
                 count_key=count_key,

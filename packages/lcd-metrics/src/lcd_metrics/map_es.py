@@ -91,6 +91,21 @@ class _Measurements:
         return self.ctrl[s : s + c]
 
 
+def _query_pools(
+    rows: np.ndarray, t: int, replica: np.ndarray, plate: np.ndarray, meas: _Measurements
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Where the queries ``rows`` (at timepoint ``t``) find their positives and negatives.
+
+    Returns the other-replica mask among ``rows`` (positive candidates) and its row counts, the
+    control pool of each plate the rows are on (negative candidates), and each row's plate slot
+    into those pools.
+    """
+    other_rep = replica[rows][:, None] != replica[rows][None, :]
+    plates = np.unique(plate[rows])
+    pools = [meas.pool(int(p), t) for p in plates]
+    return other_rep, other_rep.sum(axis=1), pools, np.searchsorted(plates, plate[rows])
+
+
 def _null_samples(
     t: int,
     xn: np.ndarray,
@@ -108,15 +123,11 @@ def _null_samples(
     reasons: list[str] = []
     if ctrl.size == 0:
         return None, ["no control wells at this timepoint"]
-    other_rep = replica[ctrl][:, None] != replica[ctrl][None, :]
-    n_other = other_rep.sum(axis=1)
-    plates = np.unique(plate[ctrl])
-    pools = [meas.pool(int(p), t) for p in plates]
+    other_rep, n_other, pools, plate_slot = _query_pools(ctrl, t, replica, plate, meas)
     max_pool = max(len(p) for p in pools)
-    pool_mat = np.full((len(plates), max_pool), -1, dtype=np.int64)
+    pool_mat = np.full((len(pools), max_pool), -1, dtype=np.int64)
     for i, p in enumerate(pools):
         pool_mat[i, : len(p)] = p
-    plate_slot = np.searchsorted(plates, plate[ctrl])
     pool_size = np.array([len(p) for p in pools])[plate_slot] - 1  # minus the query itself
     usable = (n_other > 0) & (pool_size > 0)
     if not usable.any():
@@ -174,12 +185,8 @@ def _group_samples(
     }
     if info["n_replicas"] < 2:
         return None, info, ["wells of a single replica: no positives from other replicas"]
-    other_rep = replica[rows][:, None] != replica[rows][None, :]
-    n_other = other_rep.sum(axis=1)
-    plates = np.unique(plate[rows])
-    pools = [meas.pool(int(p), t) for p in plates]
+    other_rep, n_other, pools, plate_slot = _query_pools(rows, t, replica, plate, meas)
     sizes = np.array([len(p) for p in pools])
-    plate_slot = np.searchsorted(plates, plate[rows])
     neg_size = sizes[plate_slot]
     usable = (n_other > 0) & (neg_size > 0)
     reasons = []
