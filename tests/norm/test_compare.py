@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lcd_norm import METHODS, InputError, compare, evaluate, plot_compare
+from lcd_norm.evaluate import EVALUATION_COLUMNS
 from sklearn.metrics import average_precision_score, silhouette_score
 
 
@@ -40,6 +41,8 @@ def test_evaluate_matches_sklearn_and_naive_map(profiles):
     label, batch = profiles.obs["compound"].to_numpy(), profiles.obs["replica"].to_numpy()
     assert scores["map"] == pytest.approx(_naive_cross_batch_map(X, label, batch), abs=1e-6)
     assert scores["map_status"] == "ok" and scores["reason"] == ""
+    assert 0 <= scores["map_fraction_significant"] <= 1
+    assert tuple(scores) == EVALUATION_COLUMNS
 
 
 def test_evaluate_without_lcd_metrics_says_why(profiles, monkeypatch):
@@ -60,6 +63,7 @@ def test_compare_runs_every_method_and_corrections_help(profile_factory, tmp_pat
     adata = profile_factory(n_replicas=3, plates_per_replica=1, timepoints=(24,), batch_shift=4.0, seed=2)
     table = compare(adata, label_key="compound", n_components=10, k=10)
     assert table["method"].tolist() == list(METHODS)
+    assert table["map_fraction_significant"].between(0, 1).all()
     assert (table["status"] == "ok").all(), table["reason"].tolist()
     by = table.set_index("method")
     assert by.loc["harmony", "batch_silhouette"] < by.loc["none", "batch_silhouette"]

@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from lcd_norm._data import DEFAULT_CONTROL, InputError, check_keys, get_features
 from lcd_norm._progress import progress_bar
-from lcd_norm.evaluate import evaluate
+from lcd_norm.evaluate import EVALUATION_COLUMNS, evaluate
 from lcd_norm.fastmnn import fastmnn_matrix
 from lcd_norm.harmony import run_harmony_matrix
 from lcd_norm.mad import robustized_kept_features
@@ -106,19 +106,7 @@ def compare(
             )
             rows.append({"method": method, "status": "ok", "seconds": seconds, **scores})
             advance()
-    columns = [
-        "method",
-        "status",
-        "seconds",
-        "representation",
-        "n_rows",
-        "n_dims",
-        "batch_silhouette",
-        "label_silhouette",
-        "map",
-        "map_status",
-        "reason",
-    ]
+    columns = ["method", "status", "seconds", *EVALUATION_COLUMNS]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 

@@ -8,6 +8,19 @@ from anndata import AnnData
 
 from lcd_norm._data import check_keys, feature_source, get_features
 
+#: keys of the dict :func:`evaluate` returns, in table order
+EVALUATION_COLUMNS = (
+    "representation",
+    "n_rows",
+    "n_dims",
+    "batch_silhouette",
+    "label_silhouette",
+    "map",
+    "map_fraction_significant",
+    "map_status",
+    "reason",
+)
+
 
 def _silhouette(X: np.ndarray, labels: pd.Series, sample_size: int, seed: int) -> tuple[float, str]:
     """Cosine silhouette of ``labels`` (rows with a missing label left out); NaN and a reason if undefined."""
