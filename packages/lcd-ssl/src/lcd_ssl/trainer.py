@@ -22,11 +22,12 @@ from .checkpoint import STATE_FILE, capture_rng, load_state, restore_rng, save_s
 from .config import ConfigError, TrainConfig, schedule_fields_differ
 from .data import CropDataset, FieldReader, as_source
 from .losses import MultiCropLoss
-from .model import build_student_teacher, clip_gradients, ema_update, param_groups
+from .model import build_student_teacher, param_groups
 from .monitor import MetricsLog, ProgressBar, normalized_std, teacher_entropy, teacher_mutual_information
 from .pairing import build_partner_index
 from .sampler import CrossBatchSampler
 from .schedules import Schedules
+from .step import Networks, apply_update, forward_losses
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.json"
@@ -155,7 +156,6 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
     )
     spe = sampler.steps_per_epoch
     total_steps = config.epochs * spe
-    n_views = 2 + config.n_local_crops
     n_replicas = 1 if index is None else len(index.replica_names)
     no_partner_images = 0 if index is None else int((index.n_candidates == 0).sum())
 
@@ -223,6 +223,9 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
         if config.precision == "bf16"
         else nullcontext()
     )
+    nets = Networks(
+        student, teacher, model, teacher_fwd, loss_fn, optimizer, autocast, mean, std, config.clip_grad
+    )
 
     def checkpoint(current: int) -> None:
         rngs = [capture_rng()]
@@ -282,24 +285,10 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
             )
             for batch in loader:
                 t0 = time.perf_counter()
-                for i, group in enumerate(optimizer.param_groups):
-                    group["lr"] = float(sched.lr[step])
-                    if i == 0:
-                        group["weight_decay"] = float(sched.weight_decay[step])
-                crops = [(c.to(device, non_blocking=True) - mean) / std for c in batch["crops"]]
+                crops = [c.to(device, non_blocking=True) for c in batch["crops"]]
                 replicas = batch["replicas"].to(device)
                 teacher_ids = torch.cat([replicas[:, 0], replicas[:, 1]])
-                with autocast:
-                    with torch.no_grad():
-                        teacher_out = teacher_fwd(crops[:2])
-                    student_out = model(crops)
-                out = loss_fn(
-                    student_out,
-                    teacher_out,
-                    teacher_ids,
-                    teacher_temp=float(sched.teacher_temp[step]),
-                    n_student_views=n_views,
-                )
+                out, teacher_out = forward_losses(nets, crops, teacher_ids, float(sched.teacher_temp[step]))
                 stats = torch.stack(
                     [
                         out["loss"].detach(),
@@ -319,14 +308,14 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
                         f"barlow={stats[2]}; stopped without saving, the last good checkpoint is {state_path} "
                         "(try a lower lr, a longer warmup or precision='fp32')"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                if config.clip_grad > 0:
-                    clip_gradients(student, config.clip_grad)
-                if epoch < config.freeze_last_layer_epochs:
-                    student.head.last_layer.grad = None
-                optimizer.step()
-                ema_update(teacher, student, float(sched.momentum[step]))
+                apply_update(
+                    nets,
+                    out["loss"],
+                    lr=float(sched.lr[step]),
+                    weight_decay=float(sched.weight_decay[step]),
+                    momentum=float(sched.momentum[step]),
+                    freeze_last_layer=epoch < config.freeze_last_layer_epochs,
+                )
                 step += 1
                 fallback = round(stats[5])
                 fallback_total += fallback
