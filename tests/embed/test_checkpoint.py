@@ -26,44 +26,27 @@ def test_round_trip_identical_outputs(tmp_path, tiny_vit):
     assert read_config(folder)["timm_name"] == "vit_tiny_patch16_224"
 
 
+def _load_tiny(weights, **overrides):
+    """``load_backbone`` of the one-plane tiny ViT (depth 2, 64 dims, 2 heads) with local weights."""
+    arch = {"in_chans": 1, "depth": 2, "embed_dim": 64, "num_heads": 2, **overrides}
+    return load_backbone("vit_tiny_patch16_224", weights=weights, **arch)
+
+
 def test_timm_name_with_local_weights(tmp_path, tiny_vit):
     model, _ = tiny_vit(in_chans=1, seed=4)
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
     state["module.head.weight"] = torch.zeros(10, 64)  # a classifier head is dropped
     torch.save({"teacher": state, "epoch": 3}, tmp_path / "dino.pth")
-    loaded, _ = load_backbone(
-        "vit_tiny_patch16_224",
-        weights=tmp_path / "dino.pth",
-        in_chans=1,
-        depth=2,
-        embed_dim=64,
-        num_heads=2,
-        img_size=32,
-    )
+    loaded, _ = _load_tiny(tmp_path / "dino.pth", img_size=32)
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
     # weights trained at another size: position embedding resampled
-    big, _ = load_backbone(
-        "vit_tiny_patch16_224",
-        weights=tmp_path / "dino.pth",
-        in_chans=1,
-        depth=2,
-        embed_dim=64,
-        num_heads=2,
-        img_size=64,
-    )
+    big, _ = _load_tiny(tmp_path / "dino.pth", img_size=64)
     assert big.pos_embed.shape == (1, 1 + 16, 64)
     # wrong architecture named
     with pytest.raises(InputError, match="shape"):
-        load_backbone(
-            "vit_tiny_patch16_224",
-            weights=tmp_path / "dino.pth",
-            in_chans=1,
-            depth=2,
-            embed_dim=32,
-            num_heads=2,
-        )
+        _load_tiny(tmp_path / "dino.pth", embed_dim=32)
 
 
 def test_refuses_pickles_and_bad_specs(tmp_path):

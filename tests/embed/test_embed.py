@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,18 +96,16 @@ def test_embed_real_zstack_matches_manual(phase_manifest, tiny_vit, tmp_path):
 def test_pooling_last_blocks_workers_and_formats(phase_manifest, tiny_vit, tmp_path):
     _, bright = phase_manifest
     model, config = tiny_vit(in_chans=1, seed=6)
-    prep = Preprocessing(downscale=16, tile_size=32)
-    a = embed(
+    run = functools.partial(
+        embed,
         bright,
         (model, config),
-        preprocessing=prep,
+        preprocessing=Preprocessing(downscale=16, tile_size=32),
         pooling="cls+mean",
         n_last_blocks=2,
-        batch_size=3,
-        num_workers=0,
         progress=False,
-        out=tmp_path / "a.h5ad",
     )
+    a = run(batch_size=3, num_workers=0, out=tmp_path / "a.h5ad")
     stacks = [tifffile.imread(p)[None] for p in bright["path"]]
     expected = np.concatenate(
         [manual_features(model, config, s, tile=32, down=16, pool="cls+mean", n_last=2)[0] for s in stacks]
@@ -114,17 +114,7 @@ def test_pooling_last_blocks_workers_and_formats(phase_manifest, tiny_vit, tmp_p
     assert a.shape == (2 * 4, 4 * 64)
     assert a.var["block"].tolist()[:64] == [-2] * 64 and a.var["pool"].tolist()[64:128] == ["mean"] * 64
     # worker processes and the zarr format give the same numbers and metadata
-    b = embed(
-        bright,
-        (model, config),
-        preprocessing=prep,
-        pooling="cls+mean",
-        n_last_blocks=2,
-        batch_size=5,
-        num_workers=2,
-        progress=False,
-        out=tmp_path / "b.zarr",
-    )
+    b = run(batch_size=5, num_workers=2, out=tmp_path / "b.zarr")
     for other in (b, read_adata(tmp_path / "a.h5ad"), read_adata(tmp_path / "b.zarr")):
         np.testing.assert_allclose(other.X, a.X, rtol=1e-5, atol=1e-5)
         assert other.obs["well"].astype(str).tolist() == a.obs["well"].astype(str).tolist()

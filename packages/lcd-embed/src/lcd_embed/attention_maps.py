@@ -12,12 +12,12 @@ import torch
 from .atomic import atomic_write
 from .attention import stitch_tiles, tile_attention
 from .checkpoint import load_backbone
-from .controls import control_stats, stats_for_rows
-from .dataset import FieldRun, Preprocessing, load_tiles
+from .dataset import Preprocessing, load_tiles
+from .embedding import field_run
 from .errors import InputError
 from .figures import attention_overlay
 from .manifest import read_manifest
-from .read import count_planes, read_field
+from .read import read_field
 
 
 def field_attention_maps(
@@ -54,20 +54,7 @@ def field_attention_maps(
         tile_size=tile_size,
         stride=stride,
     ).resolve(config)
-    stats = None
-    if prep.normalization == "control":  # the same per-plate references as embed() would use
-        table = control_stats(
-            df,
-            control=prep.control,
-            by=prep.control_by,
-            planes=prep.planes,
-            low=prep.low,
-            high=prep.high,
-            per_plane=prep.per_plane,
-            seed=seed,
-        )
-        stats = stats_for_rows(df, table, prep.control_by)
-    run = FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats)
+    run = field_run(df, prep, config, seed=seed)  # the same preprocessing as embed() would use
     norm = config["normalization"]
     mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(norm["std"], dtype=torch.float32).view(1, -1, 1, 1)

@@ -163,6 +163,29 @@ def embed(
         dd.teardown(ctx)
 
 
+def field_run(df: pd.DataFrame, prep: Preprocessing, config: dict, *, seed: int) -> FieldRun:
+    """How every field of ``df`` is read and preprocessed (shared by ``embed`` and ``attention_maps``).
+
+    ``prep`` is already resolved against the model ``config``. With control normalization the
+    per-plate control references are computed here (seeded pixel sampling), so both callers
+    normalize a field identically.
+    """
+    stats = None
+    if prep.normalization == "control":
+        table = control_stats(
+            df,
+            control=prep.control,
+            by=prep.control_by,
+            planes=prep.planes,
+            low=prep.low,
+            high=prep.high,
+            per_plane=prep.per_plane,
+            seed=seed,
+        )
+        stats = stats_for_rows(df, table, prep.control_by)
+    return FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats)
+
+
 def _embed(
     ctx: dd.DistContext,
     manifest,
@@ -204,21 +227,7 @@ def _embed(
         else (preprocessing or Preprocessing())
     )
     prep = prep.resolve(config)
-    stats_table = None
-    stats_rows = None
-    if prep.normalization == "control":
-        stats_table = control_stats(
-            df,
-            control=prep.control,
-            by=prep.control_by,
-            planes=prep.planes,
-            low=prep.low,
-            high=prep.high,
-            per_plane=prep.per_plane,
-            seed=seed,
-        )
-        stats_rows = stats_for_rows(df, stats_table, prep.control_by)
-    run = FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats_rows)
+    run = field_run(df, prep, config, seed=seed)
     use_bf16 = precision == "bf16" or (
         precision == "auto" and ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
