@@ -2,10 +2,11 @@
 
 Every function takes an AnnData (features in ``X``, a layer or an ``obsm`` entry) and the metadata
 column names as parameters (docs/data-model.md). Tables in pycytominer layout load with
-:func:`read_profiles`.
+:func:`read_profiles`. Importing the package loads numpy, pandas and anndata only; scikit-learn,
+harmonypy, typer, rich and matplotlib are imported inside the functions that use them.
 """
 
-from lcd_norm._data import InputError
+from lcd_norm._errors import InputError
 from lcd_norm.aggregate import aggregate
 from lcd_norm.compare import METHODS, compare
 from lcd_norm.evaluate import evaluate

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lcd_norm._data import DEFAULT_CONTROL, InputError
+from lcd_norm._errors import DEFAULT_CONTROL, InputError
 
 app = typer.Typer(
     name="norm",

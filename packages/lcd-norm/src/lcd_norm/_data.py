@@ -12,11 +12,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-DEFAULT_CONTROL = "compound == 'DMSO'"
+from lcd_norm._errors import DEFAULT_CONTROL, InputError
 
-
-class InputError(ValueError):
-    """Bad input (missing column, NaN feature, group without controls...). The message is one line."""
+__all__ = ["DEFAULT_CONTROL", "InputError"]  # re-exported for the modules that import them from here
 
 
 def as_key_list(keys: str | Sequence[str]) -> list[str]:
