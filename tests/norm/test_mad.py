@@ -148,3 +148,20 @@ def test_float32_input_stays_float32_and_close_to_float64(profiles):
     mad_robustize(profiles)
     assert profiles.layers["mad"].dtype == np.float32
     np.testing.assert_allclose(profiles.layers["mad"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_zero_mad_keep_matches_pycytominer(profiles):
+    adata = _with_constant_control_feature(profiles)
+    frame = pd.concat(
+        [adata.obs.reset_index(drop=True), pd.DataFrame(adata.X, columns=list(adata.var_names))], axis=1
+    )
+    expected = _pycytominer_per_group(
+        frame.assign(group=frame["plate"] + "_" + frame["timepoint"].astype(str)),
+        "group",
+        list(adata.var_names),
+        "compound == 'DMSO'",
+    )
+    with pytest.warns(UserWarning, match=r"kept \(divided by eps only\): f3"):
+        mad_robustize(adata, zero_mad="keep")
+    np.testing.assert_allclose(adata.layers["mad"], expected.to_numpy(), rtol=1e-9, atol=1e-6)
+    assert np.abs(adata.layers["mad"][:, 3]).max() > 1e12  # the zero-MAD feature explodes, as in pycytominer
