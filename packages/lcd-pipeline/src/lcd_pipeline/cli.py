@@ -1,0 +1,83 @@
+"""The ``lcd`` command: its own commands (simulate, demo, run) plus every package's app, mounted.
+
+Only parsing here; the work is in :mod:`lcd_pipeline.simulate` and :mod:`lcd_pipeline.engine`, imported
+inside the commands so that ``lcd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from .mount import MountedApp, discover
+
+
+class LcdGroup(TyperGroup):
+    """The top-level group: own commands first, then the ``lcd.cli`` plugins (loaded on use)."""
+
+    _mounted: dict[str, MountedApp] | None = None
+
+    def _plugins(self) -> dict[str, MountedApp]:
+        if self._mounted is None:
+            self._mounted = {
+                name: MountedApp(plugin) for name, plugin in discover().items() if name not in self.commands
+            }
+        return self._mounted
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *self._plugins()]
+
+    def get_command(self, ctx, cmd_name: str):
+        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+
+
+app = typer.Typer(
+    cls=LcdGroup,
+    help="LCD: live-cell brightfield profiling from images to activity, MoA and a report.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """LCD: live-cell brightfield profiling from images to activity, MoA and a report."""
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder to create (Opera-style images, plate map, truth/).")],
+    preset: Annotated[str, typer.Option(help="Design size: 'demo' (small, fast) or 'default'.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw (same seed, same files).")] = 0,
+    replicas: Annotated[
+        int | None, typer.Option(help="Experimental replicas (overrides the preset).")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Field size in pixels (overrides the preset).")
+    ] = None,
+    fovs: Annotated[int | None, typer.Option(help="Fields of view per well (overrides the preset).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT when it exists.")] = False,
+) -> None:
+    """Write a synthetic live-cell brightfield plate set with ground truth (see `lcd_pipeline.simulate`)."""
+    from .simulate import preset_config, simulate_plate
+
+    overrides = {"n_replicas": replicas, "image_size": image_size, "fovs_per_well": fovs}
+    try:
+        cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+        plate = simulate_plate(out, cfg, overwrite=overwrite)
+    except (ValueError, FileExistsError) as exc:
+        _fail(str(exc))
+    typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
+
+
+def main() -> None:
+    """Entry point of the ``lcd`` script."""
+    app()
