@@ -1,3 +1,35 @@
-"""lcd-nuclei."""
+"""lcd-nuclei: unsupervised nuclei counting and confluency from ViT attention.
+
+Object discovery from a self-supervised ViT's attention and keys (FOUND-style background seed),
+refined with an own Fast Bilateral Solver, split into instances by watershed, and evaluated
+against instance masks or a nuclear stain. ``import lcd_nuclei`` is light: torch is imported only
+by the discovery functions.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "BilateralGrid": "bilateral",
+    "bilateral_solve": "bilateral",
+    "segment_instances": "instances",
+    "instance_stats": "instances",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lcd_nuclei' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
