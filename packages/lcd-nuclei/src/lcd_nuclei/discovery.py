@@ -1,0 +1,138 @@
+"""Object discovery kernels on ViT attention and keys (pure numpy).
+
+Background discovery follows FOUND (Simeoni et al., CVPR 2023, "Unsupervised object localization:
+observing the background to discover objects"): the patch the CLS token attends to least is a
+background *seed*; every patch whose key is similar to the seed's (cosine > tau) is background, the
+rest is foreground. Heads are weighted by the sparsity of their CLS attention (FOUND weighs heads by
+attention sparsity so heads that focus on objects dominate); keys are L2-normalized per head, scaled
+by the head weight and L2-normalized again. Only the seed's similarity row is computed (N values per
+tile, never an N x N matrix).
+
+Nuclei are found inside the foreground by a second step (see :func:`nucleus_patches`): 2-means on
+the foreground patches' keys, the nucleus cluster being the one whose pixels are darkest (or
+brightest) relative to the background. Rationale: in transmitted light nuclei are the most
+contrasted compact structure inside cells, so the key space of a self-supervised ViT separates
+nucleus patches from cytoplasm patches, and the stain-free polarity (dark nuclei in brightfield,
+bright in some phase settings) names the cluster without labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["background_from_seed", "head_weights", "kmeans", "nucleus_patches"]
+
+
+def head_weights(cls_attention: np.ndarray) -> np.ndarray:
+    """Per-tile head weights (B, heads) from the sparsity of each head's CLS->patch attention.
+
+    Sparsity = 1 - (entropy of the attention distribution over patches) / log(N): 0 for a uniform
+    head, 1 for a head attending to a single patch. Weights are normalized to sum to 1 per tile
+    (uniform when every head is uniform).
+    """
+    a = np.asarray(cls_attention, dtype=np.float64)
+    if a.ndim != 3:
+        raise ValueError(f"cls_attention must be (B, heads, N), got shape {a.shape}")
+    n = a.shape[-1]
+    p = a / np.maximum(a.sum(-1, keepdims=True), 1e-30)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
+    sparsity = np.clip(1.0 - entropy / np.log(max(n, 2)), 0.0, None)
+    total = sparsity.sum(-1, keepdims=True)
+    uniform = np.full_like(sparsity, 1.0 / a.shape[1])
+    return np.where(total > 0, sparsity / np.where(total > 0, total, 1.0), uniform)
+
+
+def background_from_seed(
+    cls_attention: np.ndarray, keys: np.ndarray, *, tau: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FOUND background discovery per tile.
+
+    Parameters
+    ----------
+    cls_attention
+        (B, heads, N) last-block CLS->patch attention.
+    keys
+        (B, heads, N, head_dim) last-block keys.
+    tau
+        Cosine-similarity threshold to the seed above which a patch is background.
+
+    Returns
+    -------
+    background, features, weights
+        ``background`` (B, N) bool; ``features`` (B, N, heads * head_dim) head-weighted,
+        L2-normalized keys (float32); ``weights`` (B, heads).
+    """
+    keys = np.asarray(keys, dtype=np.float64)
+    if keys.ndim != 4 or keys.shape[:3] != np.shape(cls_attention):
+        raise ValueError(f"keys {keys.shape} do not match cls_attention {np.shape(cls_attention)}")
+    w = head_weights(cls_attention)
+    attention = (w[:, :, None] * np.asarray(cls_attention)).sum(1)  # (B, N)
+    seed = attention.argmin(1)
+    k = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
+    k = k * w[:, :, None, None]
+    b, h, n, d = k.shape
+    feats = k.transpose(0, 2, 1, 3).reshape(b, n, h * d)
+    feats /= np.maximum(np.linalg.norm(feats, axis=-1, keepdims=True), 1e-12)
+    seed_feat = feats[np.arange(b), seed]  # (B, D): the only similarity row formed
+    similarity = np.einsum("bnd,bd->bn", feats, seed_feat)
+    return similarity > tau, feats.astype(np.float32), w
+
+
+def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> np.ndarray:
+    """Lloyd's k-means with k-means++ initialization; returns labels (n,). Deterministic for a seed."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n < k:
+        return np.zeros(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(n)]]
+    for _ in range(1, k):
+        d2 = ((x[:, None, :] - np.array(centres)[None]) ** 2).sum(-1).min(1)
+        centres.append(x[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(n)])
+    centres = np.array(centres)
+    labels = np.zeros(n, dtype=np.int64)
+    for it in range(iterations):
+        d2 = (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None]
+        new = d2.argmin(1)
+        if it and np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            if (labels == j).any():
+                centres[j] = x[labels == j].mean(0)
+    return labels
+
+
+def nucleus_patches(
+    features: np.ndarray,
+    darkness: np.ndarray,
+    *,
+    n_clusters: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
+    """Pick nucleus patches among foreground patches: k-means on keys, the darkest cluster wins.
+
+    Parameters
+    ----------
+    features
+        (n, D) keys of the foreground patches (from :func:`background_from_seed`).
+    darkness
+        (n,) how nucleus-like each patch's pixels are, e.g. background level minus the patch's
+        mean grey (brightfield) or its negative (bright nuclei).
+    n_clusters
+        Clusters; the one with the highest mean ``darkness`` is the nucleus cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) bool, True for nucleus patches.
+    """
+    features, darkness = np.asarray(features), np.asarray(darkness, dtype=np.float64)
+    if len(features) == 0:
+        return np.zeros(0, dtype=bool)
+    labels = kmeans(features, n_clusters, seed=seed)
+    means = np.array(
+        [darkness[labels == j].mean() if (labels == j).any() else -np.inf for j in range(n_clusters)]
+    )
+    return labels == int(means.argmax())
