@@ -49,7 +49,7 @@ def main() -> None:
             refs.append(len(np.unique(labels)) - 1)
         agree = count_agreement(counts, refs)
         rel = np.mean(np.abs(np.array(counts) - refs) / np.array(refs))
-        name = "none" if setting is None else "sigma_s=%d sigma_l=%d lam=%d" % setting
+        name = "none" if setting is None else "sigma_s={} sigma_l={} lam={}".format(*setting)
         print(
             f"{name:32s} IoU {np.median(ious):.3f}  r {agree['pearson_r']:.3f}  count err {rel:.1%}  "
             f"counts {counts} ref {refs}"

@@ -16,7 +16,7 @@ def test_head_weights_from_entropy():
 
 
 def naive_background(att, keys, tau):
-    b, h, n, d = keys.shape
+    b, h, n, _ = keys.shape
     w = head_weights(att)
     out = np.zeros((b, n), bool)
     for i in range(b):
