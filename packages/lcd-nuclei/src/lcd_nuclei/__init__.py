@@ -17,6 +17,20 @@ _EXPORTS = {
     "bilateral_solve": "bilateral",
     "segment_instances": "instances",
     "instance_stats": "instances",
+    "foreground_iou": "evaluate",
+    "count_agreement": "evaluate",
+    "instance_f1": "evaluate",
+    "reference_from_stain": "evaluate",
+    "evaluate_fields": "evaluate",
+    "head_weights": "discovery",
+    "background_from_seed": "discovery",
+    "nucleus_patches": "discovery",
+    "DiscoveryParams": "field",
+    "discover_field": "field",
+    "count_nuclei": "count",
+    "inhibition": "count",
+    "write_labels": "count",
+    "write_overlay": "count",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,6 +6,7 @@ import numpy as np
 
 __all__ = [
     "count_agreement",
+    "evaluate_fields",
     "foreground_iou",
     "instance_f1",
     "reference_from_stain",
@@ -117,3 +118,53 @@ def reference_from_stain(stain: np.ndarray, *, min_area: int = 20, min_distance:
     if np.ptp(smooth) == 0:
         return np.zeros(stain.shape, dtype=np.int32)
     return segment_instances(smooth > threshold_otsu(smooth), min_area=min_area, min_distance=min_distance)
+
+
+def evaluate_fields(pred_labels, references, *, reference: str = "masks", iou_threshold: float = 0.5):
+    """Compare predicted label images with references, field by field, then over all fields.
+
+    Parameters
+    ----------
+    pred_labels
+        Sequence of (H, W) predicted label images.
+    references
+        Sequence of (H, W) instance label images (``reference="masks"``) or nuclear-stain images
+        (``reference="stain"``, turned into labels by :func:`reference_from_stain`).
+
+    Returns
+    -------
+    per_field, summary
+        ``per_field``: DataFrame with ``pred_count``, ``ref_count``, ``foreground_iou``, ``f1``;
+        ``summary``: ``median_iou``, ``mean_f1`` and :func:`count_agreement` of the counts.
+    """
+    import pandas as pd
+
+    if reference not in ("masks", "stain"):
+        raise ValueError(f"reference must be 'masks' or 'stain', got {reference!r}")
+    if len(pred_labels) != len(references):
+        raise ValueError(f"{len(pred_labels)} predictions but {len(references)} references")
+    rows = []
+    for i, (pred, ref) in enumerate(zip(pred_labels, references, strict=True)):
+        ref = reference_from_stain(ref) if reference == "stain" else np.asarray(ref)
+        if np.shape(pred) != ref.shape:
+            raise ValueError(
+                f"field {i}: prediction shape {np.shape(pred)} differs from reference {ref.shape}"
+            )
+        match = instance_f1(pred, ref, iou_threshold=iou_threshold)
+        rows.append(
+            {
+                "pred_count": match["n_pred"],
+                "ref_count": match["n_ref"],
+                "foreground_iou": foreground_iou(pred, ref),
+                "f1": match["f1"],
+            }
+        )
+    per_field = pd.DataFrame(rows)
+    summary = {
+        "n_fields": len(per_field),
+        "median_iou": float(np.nanmedian(per_field["foreground_iou"])) if len(per_field) else float("nan"),
+        "mean_f1": float(per_field["f1"].mean()) if len(per_field) else float("nan"),
+    }
+    if len(per_field) >= 2:
+        summary.update(count_agreement(per_field["pred_count"], per_field["ref_count"]))
+    return per_field, summary

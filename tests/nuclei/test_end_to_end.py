@@ -1,0 +1,147 @@
+"""End to end on the shared DSB 2018 brightfield images with a tiny ViT trained by lcd-ssl."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from lcd_nuclei import DiscoveryParams, count_nuclei, discover_field
+from lcd_nuclei.cli import app
+from scipy import stats
+from typer.testing import CliRunner
+
+
+@pytest.fixture(scope="session")
+def dsb_manifest(dsb_cases, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("manifest")
+    df = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": [f"B{i + 1:02d}" for i in range(len(dsb_cases))],
+            "fov": 1,
+            "compound": ["DMSO"] * 4 + ["X"] * 4,
+            "path": [str(c[0]) for c in dsb_cases],
+            "reference": [str(c[1]) for c in dsb_cases],
+        }
+    )
+    path = folder / "manifest.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def counted(tiny_vit, dsb_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("count")
+    result = CliRunner().invoke(
+        app,
+        [
+            "count",
+            str(dsb_manifest),
+            "--model",
+            str(tiny_vit[2]),
+            "--out",
+            str(out / "fov.h5ad"),
+            "--labels-dir",
+            str(out / "labels"),
+            "--overlays-dir",
+            str(out / "overlays"),
+            "--inhibition",
+            str(out / "inhibition.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_count_writes_fov_anndata_labels_overlays(counted, dsb_cases):
+    import anndata as ad
+
+    adata = ad.read_h5ad(counted / "fov.h5ad")
+    assert adata.n_obs == 8 and adata.uns["lcd"]["level"] == "fov"
+    assert list(adata.var_names) == ["nuclei_count", "confluency"]
+    for i in range(8):
+        labels = tifffile.imread(counted / "labels" / f"row{i}_labels.tif")
+        assert labels.shape == dsb_cases[i][3].shape
+        # independent recount of the written label image
+        assert len(np.unique(labels[labels > 0])) == adata.obs["nuclei_count"].iloc[i]
+        assert (counted / "overlays" / f"row{i}_overlay.png").stat().st_size > 1000
+    assert ((adata.obs["confluency"] > 0) & (adata.obs["confluency"] < 1)).all()
+    np.testing.assert_allclose(adata.X[:, 0], adata.obs["nuclei_count"])
+    inhib = pd.read_csv(counted / "inhibition.csv")
+    assert len(inhib) == 8 and (inhib["status"] == "ok").all()
+    control_mean = adata.obs["nuclei_count"].iloc[:4].mean()
+    expected = 100 * (1 - adata.obs["nuclei_count"].to_numpy() / control_mean)
+    np.testing.assert_allclose(inhib.sort_values("well")["inhibition_pct"], expected)
+
+
+def test_evaluate_against_instance_masks(counted, dsb_manifest, dsb_cases):
+    out = counted / "eval.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(counted / "labels"),
+            str(dsb_manifest),
+            "--reference-column",
+            "reference",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    per_field = pd.read_csv(out)
+    summary = json.loads(out.with_suffix(".json").read_text())
+    ref_counts = [len(np.unique(c[3])) - 1 for c in dsb_cases]
+    assert per_field["ref_count"].tolist() == ref_counts
+    r = stats.pearsonr(per_field["pred_count"], per_field["ref_count"]).statistic
+    assert summary["pearson_r"] == pytest.approx(r)
+    # quality floor of a 60-step tiny ViT (README "Quality" gives the measured values)
+    assert summary["pearson_r"] > 0.4
+    assert summary["median_iou"] > 0.1
+
+
+def test_blank_field_gives_zero_nuclei(tiny_vit):
+    model, cfg, _ = tiny_vit
+    result = discover_field(np.full((128, 128), 100.0), model, cfg)
+    assert result["nuclei_count"] == 0 and result["labels"].max() == 0
+
+
+def test_wrong_dimensions_and_bad_params(tiny_vit):
+    model, cfg, _ = tiny_vit
+    with pytest.raises(ValueError, match="shape"):
+        discover_field(np.zeros((2, 3, 64, 64)), model, cfg)
+    with pytest.raises(ValueError, match="smaller than one tile"):
+        discover_field(np.zeros((32, 32)), model, cfg)
+    with pytest.raises(ValueError, match="nuclei_step"):
+        DiscoveryParams(nuclei_step="magic")
+
+
+def test_cli_bad_input_exits_2(tmp_path, tiny_vit):
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "count",
+            str(tmp_path / "missing.csv"),
+            "--model",
+            str(tiny_vit[2]),
+            "--out",
+            str(tmp_path / "x.h5ad"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "missing.csv" in result.output
+    result = runner.invoke(
+        app, ["count", str(tmp_path / "m.csv"), "--model", "x", "--out", str(tmp_path / "x.txt")]
+    )
+    assert result.exit_code == 2
+
+
+def test_count_nuclei_python_api_skips_unreadable(tiny_vit, dsb_cases, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff")
+    df = pd.DataFrame({"well": ["A01", "A02"], "fov": [1, 1], "path": [str(bad), str(dsb_cases[0][0])]})
+    adata = count_nuclei(df, tiny_vit[:2], on_error="skip", progress=False)
+    assert adata.n_obs == 1 and adata.obs["manifest_row"].tolist() == [1]
+    assert adata.uns["lcd_nuclei"]["failures"]["manifest_row"] == ["0"]
