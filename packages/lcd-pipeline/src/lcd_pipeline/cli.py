@@ -78,6 +78,65 @@ def simulate_cmd(
     typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
 
 
+def _run_engine(cfg: dict, stop_after: str | None) -> Path:
+    from .engine import run_pipeline
+
+    try:
+        return run_pipeline(cfg, log=typer.echo, stop_after=stop_after)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Results folder (re-running continues where it stopped).")] = Path(
+        "lcd-demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the simulation, training and resampling.")] = 0,
+    stop_after: Annotated[str | None, typer.Option(help="Stop after this stage (e.g. 'activity').")] = None,
+) -> None:
+    """Simulate a small plate, train a tiny ViT, embed, normalize, score activity and MoA, write a report."""
+    from .config import demo_config
+
+    root = _run_engine(demo_config(out, seed=seed), stop_after)
+    report = root / "report.html"
+    if report.exists():
+        typer.echo(f"report: {report.resolve()}")
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config (see lcd_pipeline.config for the keys).")],
+    stop_after: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+) -> None:
+    """Run the pipeline stages on your data; stages whose outputs exist are skipped (resumable)."""
+    from .config import ConfigError, load
+
+    try:
+        cfg = load(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    root = _run_engine(cfg, stop_after)
+    report = root / "report.html"
+    if report.exists():
+        typer.echo(f"report: {report.resolve()}")
+
+
+@app.command("report")
+def report_cmd(
+    results: Annotated[Path, typer.Argument(help="A results folder written by `lcd run` / `lcd demo`.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default RESULTS/report.html).")] = None,
+) -> None:
+    """(Re)build the self-contained HTML report of a results folder."""
+    from .report import build_report
+
+    if not results.is_dir():
+        _fail(f"results folder not found: {results}")
+    path = build_report(results, out or results / "report.html")
+    typer.echo(f"report: {path.resolve()}")
+
+
 def main() -> None:
     """Entry point of the ``lcd`` script."""
     app()

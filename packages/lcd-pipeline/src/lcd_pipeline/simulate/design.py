@@ -286,13 +286,14 @@ def fov_shading(cfg: SimulationConfig) -> np.ndarray:
 
 #: Named designs. ``demo`` is what ``lcd demo`` simulates: 4 replicas (mAP-ES needs 3 other-replica
 #: wells per query), 32 DMSO wells per plate (31 negatives), 3 MoA classes × 3 compounds, 3 inert
-#: compounds, 3 doses × 3 timepoints, one 96-px field per well: about 900 fields, seconds to render.
+#: compounds, 3 doses × 3 timepoints, two 96-px fields per well (MAD + Harmony/FOV needs more than one): about
+#: 1600 fields, seconds to render.
 PRESETS: dict[str, dict] = {
     "demo": {
         "moas": ("tubulin", "actin", "hdac"),
         "compounds_per_moa": 3,
         "n_inert": 3,
-        "fovs_per_well": 1,
+        "fovs_per_well": 2,
         "image_size": 96,
     },
     "default": {},

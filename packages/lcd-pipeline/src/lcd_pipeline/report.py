@@ -1,0 +1,269 @@
+"""One self-contained HTML report from a results folder (figures embedded as base64 PNG).
+
+Each section is filled from the stage outputs present; a section whose inputs are missing says which
+stage did not run instead of disappearing silently. Section ids (stable, tested in a browser):
+``summary``, ``normalization``, ``activity``, ``ap-null``, ``moa``, ``polypharmacology``,
+``attention``, ``nuclei``, ``truth``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SECTIONS = {
+    "summary": "Data summary",
+    "normalization": "Normalization comparison (paper Table 1 analog)",
+    "activity": "Activity over dose × timepoint and mAP-ES sensitivity with the cell-count baseline (Fig. 2B, SM2)",
+    "ap-null": "AP versus the DMSO null for chosen compounds (Fig. 6)",
+    "moa": "MoA prediction as doses are added, confusion matrix (Fig. 3A/B)",
+    "polypharmacology": "Top-2 MoA map per compound (Fig. 3C)",
+    "attention": "ViT attention maps (Fig. 4)",
+    "nuclei": "Nuclei overlays and count agreement (Fig. 5)",
+    "truth": "Synthetic plate: recovered versus true activity and MoA",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/></figure>'
+
+
+def _fig(fig, alt: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fig.png"
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+        _pyplot().close(fig)
+        return _img(path, alt)
+
+
+def _table(df: pd.DataFrame, digits: int = 3) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.{digits}f}", border=0, classes="t", na_rep="")
+
+
+def _missing(what: str) -> str:
+    return f'<p class="missing">Not available: {html.escape(what)}.</p>'
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def _summary(root: Path) -> str:
+    parts = []
+    man = root / "manifest.parquet"
+    if man.exists():
+        m = pd.read_parquet(man)
+        counts = {
+            "fields × timepoints": len(m),
+            **{
+                k: m[k].nunique()
+                for k in ("replica", "plate", "well", "timepoint", "compound", "dose", "moa")
+                if k in m
+            },
+        }
+        parts.append(_table(pd.DataFrame([counts])))
+    emb = root / "embeddings.h5ad"
+    if emb.exists():
+        import anndata as ad
+
+        a = ad.read_h5ad(emb, backed="r")
+        parts.append(f"<p>{a.n_obs} tile embeddings of {a.n_vars} features.</p>")
+    stages = root / "stages.jsonl"
+    if stages.exists():
+        rows = [json.loads(line) for line in stages.read_text().splitlines() if line.strip()]
+        last = pd.DataFrame(rows).drop_duplicates("stage", keep="first")
+        ran = pd.DataFrame(rows).query("status == 'ran'").drop_duplicates("stage", keep="last")
+        last = last[["stage"]].merge(ran[["stage", "seconds"]], on="stage", how="left")
+        parts.append("<p>Stage times (seconds, when the stage last ran):</p>" + _table(last, 1))
+    return "".join(parts) or _missing("no manifest or embeddings")
+
+
+def _normalization(root: Path) -> str:
+    path = root / "norm_compare.parquet"
+    if not path.exists():
+        return _missing("the normalize stage did not run")
+    from lcd_norm import plot_compare
+
+    table = pd.read_parquet(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        fig = _img(plot_compare(table, Path(tmp) / "compare.png"), "normalization comparison")
+    cols = [c for c in ("method", "status", "map", "map_fraction_significant", "batch_silhouette", "label_silhouette", "seconds", "reason") if c in table]  # fmt: skip
+    return _table(table[cols]) + fig
+
+
+def _activity(root: Path) -> str:
+    path = root / "activity.parquet"
+    if not path.exists():
+        return _missing("the activity stage did not run")
+    from lcd_metrics import sensitivity
+
+    act = pd.read_parquet(path)
+    ok = act[act["status"] != "failed"]
+    plt = _pyplot()
+    cc_path = root / "cell_count.parquet"
+    cc = pd.read_parquet(cc_path) if cc_path.exists() else None
+    panels = [("mAP-ES", ok)] + ([("cell count", cc)] if cc is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, df) in zip(axes[0], panels, strict=True):
+        grid = df.assign(active=df["active"].astype(float)).pivot_table(
+            index="timepoint", columns="dose", values="active", aggfunc="mean"
+        )
+        im = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+        ax.set_xticks(range(grid.shape[1]), [f"{d:g}" for d in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [str(t) for t in grid.index])
+        ax.set_xlabel("dose")
+        ax.set_ylabel("timepoint")
+        ax.set_title(f"fraction active: {name}")
+        for (i, j), v in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    heat = _fig(fig, "fraction active over dose and timepoint")
+    sens = sensitivity(ok, np.linspace(0, 3, 31))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for key, g in sens.groupby(["timepoint", "dose"]):
+        ax.plot(g["threshold"], g["fraction_active"], label=f"t={key[0]}, dose={key[1]:g}", lw=1)
+    if cc is not None:
+        ax.axhline(cc["active"].mean(), color="k", ls="--", label="cell count (all conditions)")
+    ax.set_xlabel("mAP-ES threshold")
+    ax.set_ylabel("fraction of compounds active")
+    ax.legend(fontsize=6, ncol=2)
+    sens_fig = _fig(fig, "mAP-ES sensitivity")
+    note = "" if cc is not None else _missing("cell counts (no nuclei_count column)")
+    return heat + sens_fig + note
+
+
+def _ap_null(root: Path) -> str:
+    path, samples = root / "activity.parquet", root / "ap_samples.parquet"
+    if not (path.exists() and samples.exists()):
+        return _missing("the activity stage did not run")
+    from lcd_metrics.plotting import plot_ap_distributions
+
+    act = pd.read_parquet(path)
+    best = act.groupby("compound")["map_es"].max().sort_values(ascending=False)
+    chosen = [best.index[0], best.index[len(best) // 2], best.index[-1]]  # strongest, middle, weakest
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = plot_ap_distributions(act, pd.read_parquet(samples), tmp, compounds=chosen)
+        return "".join(_img(p, f"AP vs null {p.stem}") for p in paths)
+
+
+def _moa_figures(root: Path, names: tuple[str, ...]) -> str:
+    figdir = root / "moa" / "figures"
+    imgs = [_img(figdir / n, n) for n in names if (figdir / n).exists()]
+    return "".join(imgs)
+
+
+def _moa(root: Path) -> str:
+    metrics = root / "moa" / "metrics.parquet"
+    if not metrics.exists():
+        return _missing("the moa stage did not run")
+    table = pd.read_parquet(metrics)
+    return _table(table) + _moa_figures(root, ("metrics_by_dose.png", "confusion.png"))
+
+
+def _polypharmacology(root: Path) -> str:
+    figs = _moa_figures(root, ("polypharmacology.png",))
+    return figs or _missing("the moa stage did not run")
+
+
+def _attention(root: Path) -> str:
+    pngs = sorted((root / "attention").glob("*.png")) if (root / "attention").exists() else []
+    return "".join(_img(p, p.stem) for p in pngs) or _missing("the attention stage did not run")
+
+
+def _nuclei(root: Path) -> str:
+    return _missing(
+        "no nuclei stage in this version (lcd-nuclei had no counting API when lcd-pipeline 0.1.0 was made); "
+        "the cell-count baseline uses the simulated ground-truth counts"
+    )
+
+
+def _truth(root: Path) -> str:
+    plate = root / "plate"
+    if not (plate / "truth" / "conditions.parquet").exists():
+        return _missing("not a simulated plate")
+    from .truth import activity_vs_truth, moa_vs_truth, recovery_summary
+
+    parts = []
+    conditions = pd.read_parquet(plate / "truth" / "conditions.parquet")
+    if (root / "activity.parquet").exists():
+        joined = activity_vs_truth(pd.read_parquet(root / "activity.parquet"), conditions)
+        parts.append(_table(recovery_summary(joined)))
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for inert, g in joined.groupby("inert"):
+            ax.scatter(g["strength"], g["map_es"], s=12, label="inert" if inert else "MoA compound")
+        ax.axvline(
+            conditions["strength"][conditions["active"]].min(),
+            color="grey",
+            ls=":",
+            label="true-activity cut",
+        )
+        ax.set_xlabel("planted phenotype strength")
+        ax.set_ylabel("recovered mAP-ES")
+        ax.legend(fontsize=7)
+        parts.append(_fig(fig, "recovered mAP-ES vs planted strength"))
+    preds = root / "moa" / "predictions.parquet"
+    if preds.exists():
+        params = (
+            json.loads((root / "moa" / "params.json").read_text())
+            if (root / "moa" / "params.json").exists()
+            else {}
+        )
+        pred = pd.read_parquet(preds)
+        method = params.get("final_method") or pred["method"].iloc[-1]
+        parts.append(f"<p>MoA predictions ({html.escape(str(method))}) against the planted MoA:</p>")
+        parts.append(_table(moa_vs_truth(pred, method)))
+    return "".join(parts) or _missing("no activity or MoA results")
+
+
+BUILDERS = {
+    "summary": _summary,
+    "normalization": _normalization,
+    "activity": _activity,
+    "ap-null": _ap_null,
+    "moa": _moa,
+    "polypharmacology": _polypharmacology,
+    "attention": _attention,
+    "nuclei": _nuclei,
+    "truth": _truth,
+}
+
+CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+section{border-top:1px solid #ccc;padding:.5em 0}img{max-width:100%}figure{margin:.5em 0}
+table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #eee}
+.missing{color:#a50}.err{color:#b00}"""
+
+
+def build_report(results: str | Path, out: str | Path, *, cfg: dict | None = None) -> Path:
+    """Write the HTML report of a results folder to ``out``; a section that fails shows its error."""
+    root, out = Path(results), Path(out)
+    body = []
+    for sid, title in SECTIONS.items():
+        try:
+            content = BUILDERS[sid](root)
+        except Exception as exc:  # one broken section must not lose the others; the error is shown
+            content = f'<p class="err">This section failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</p>'
+        body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{content}</section>')
+    nav = "".join(f'<li><a href="#{sid}">{html.escape(t)}</a></li>' for sid, t in SECTIONS.items())
+    doc = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>LCD report</title>'
+        f"<style>{CSS}</style></head><body><h1>LCD report</h1><p>Results folder: {html.escape(str(root))}</p>"
+        f"<ul>{nav}</ul>{''.join(body)}</body></html>"
+    )
+    out.write_text(doc, encoding="utf-8")
+    return out
