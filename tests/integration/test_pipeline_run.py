@@ -36,6 +36,7 @@ REDUCED = {
     "metrics": {"n_draws": 100, "threshold": 0.8},
     "moa": {"n_folds": 3},
     "attention": {"n_fields": 1},
+    "nuclei": {"n_fields": 3},
 }
 
 

@@ -16,6 +16,7 @@ A config is a plain mapping; every section is optional except one input. Example
     metrics: {n_draws: 200, threshold: 0.8}
     moa: {n_folds: 3}
     attention: {n_fields: 2}
+    nuclei: {n_fields: 6}        # fields counted by lcd-nuclei (attention discovery; seconds per field on CPU)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics": {"n_draws": 200, "threshold": 0.8},
     "moa": {"n_folds": 3},
     "attention": {"n_fields": 2},
+    "nuclei": {"n_fields": 6},
 }
 
 

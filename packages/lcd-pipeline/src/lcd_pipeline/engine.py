@@ -16,6 +16,7 @@ wells          ``profiles_well.h5ad``                      :func:`lcd_norm.aggre
 activity       ``activity.parquet``, ``activity_none.parquet``, ``ap_samples.parquet``, ``cell_count.parquet``  :func:`lcd_metrics.map_es`, :func:`lcd_metrics.cell_count_activity`
 moa            ``moa/``                                    :func:`lcd_moa.cross_validate`
 attention      ``attention/``                              :func:`lcd_embed.attention_maps.field_attention_maps`
+nuclei         ``nuclei/`` (counts.h5ad, overlays/)        :func:`lcd_nuclei.count_nuclei` on a sample of fields
 report         ``report.html``                             :mod:`lcd_pipeline.report`
 =============  ==========================================  =========================================
 """
@@ -293,6 +294,28 @@ def _attention(ctx: Context) -> None:
         (tmp / "rows.json").write_text(json.dumps(rows))
 
 
+def _nuclei(ctx: Context) -> None:
+    """Count nuclei with lcd-nuclei on ``nuclei.n_fields`` fields spread over the manifest.
+
+    Attention-based discovery costs seconds per field on a CPU, so the pipeline counts a sample for
+    the report's overlays and count agreement; a manifest's own ``nuclei_count`` (the simulator's
+    truth) is kept as ``reference_nuclei_count``.
+    """
+    import torch
+    from lcd_nuclei import count_nuclei
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    man = pd.read_parquet(ctx.path("manifest.parquet"))
+    n = min(int(ctx.cfg["nuclei"]["n_fields"]), len(man))
+    rows = np.unique(np.linspace(0, len(man) - 1, n).round().astype(int))
+    sub = man.iloc[rows].rename(columns={COUNT_KEY: f"reference_{COUNT_KEY}"})
+    with ctx.atomic("nuclei") as tmp:
+        tmp.mkdir()
+        counts = count_nuclei(sub, str(ctx.model_dir), overlays_dir=tmp / "overlays", progress=False)
+        counts.obs["manifest_row"] = rows[counts.obs["manifest_row"].to_numpy(int)]
+        counts.write_h5ad(tmp / "counts.h5ad")
+
+
 def _report(ctx: Context) -> None:
     from .report import build_report
 
@@ -314,6 +337,7 @@ STAGES: list[Stage] = [
     Stage("activity", ("activity.parquet", "ap_samples.parquet", "activity_none.parquet"), _activity),
     Stage("moa", ("moa",), _moa),
     Stage("attention", ("attention",), _attention, _has_images),
+    Stage("nuclei", ("nuclei",), _nuclei, lambda ctx: _has_images(ctx) and ctx.cfg["nuclei"]["n_fields"] > 0),
     Stage("report", ("report.html",), _report),
 ]
 

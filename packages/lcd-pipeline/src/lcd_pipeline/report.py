@@ -186,10 +186,28 @@ def _attention(root: Path) -> str:
 
 
 def _nuclei(root: Path) -> str:
-    return _missing(
-        "no nuclei stage in this version (lcd-nuclei had no counting API when lcd-pipeline 0.1.0 was made); "
-        "the cell-count baseline uses the simulated ground-truth counts"
-    )
+    path = root / "nuclei" / "counts.h5ad"
+    if not path.exists():
+        return _missing("the nuclei stage did not run (it needs images and a model)")
+    import anndata as ad
+
+    obs = ad.read_h5ad(path).obs
+    keep = [c for c in ("plate", "well", "fov", "timepoint", "compound", "dose") if c in obs]
+    cols = [*keep, "nuclei_count", "confluency", "reference_nuclei_count"]
+    parts = [
+        "<p>Nuclei counted by lcd-nuclei (attention-based discovery, no labels) on a sample of fields.</p>",
+        _table(obs[[c for c in cols if c in obs]].reset_index(drop=True)),
+    ]
+    ref = obs.get("reference_nuclei_count")
+    if ref is not None and ref.notna().all() and len(obs) >= 2:
+        from lcd_nuclei import count_agreement
+
+        agree = count_agreement(obs["nuclei_count"].to_numpy(float), ref.to_numpy(float))
+        parts.append("<p>Agreement with the reference (simulated true) counts:</p>")
+        parts.append(_table(pd.DataFrame([agree])))
+    for png in sorted((root / "nuclei" / "overlays").glob("*.png"))[:4]:
+        parts.append(_img(png, f"nuclei overlay {png.stem}"))
+    return "".join(parts)
 
 
 def _truth(root: Path) -> str:
