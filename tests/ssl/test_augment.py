@@ -72,3 +72,40 @@ def test_gaussian_blur_preserves_mean_and_smooths():
     out = gaussian_blur(img, 1.5)
     assert abs(float(out.sum()) - 1.0) < 1e-5
     assert float(out.max()) < 0.2
+
+
+def test_spatial_std_equals_numpy_on_small_regions():
+    from lcd_ssl.augment import spatial_std
+
+    region = np.random.default_rng(3).random((2, 40, 50)).astype(np.float32)
+    # small regions are not subsampled: the per-plane std, averaged over planes
+    assert abs(spatial_std(region) - float(np.mean([region[p].std() for p in range(2)]))) < 1e-6
+
+
+def _sparse_field():
+    # flat background with four bright 6x6 squares: most small crops see only background
+    field = np.zeros((1, 128, 128), np.float32)
+    for y, x in ((20, 30), (90, 40), (50, 100), (100, 110)):
+        field[0, y : y + 6, x : x + 6] = 1.0
+    return field
+
+
+def _flat_crop_fraction(mc):
+    flat = total = 0
+    for seed in range(60):
+        for crop in mc(_sparse_field(), _sparse_field(), seed)[2:]:
+            flat += float(crop.std()) < 1e-6
+            total += 1
+    return flat / total
+
+
+def test_content_aware_crops_avoid_flat_background(monkeypatch):
+    import lcd_ssl.augment as aug
+
+    monkeypatch.setattr(aug, "brightness_contrast", lambda img, rng: img)
+    plain = _mc(n_local=4, local_scale=(0.01, 0.05))
+    aware = _mc(n_local=4, local_scale=(0.01, 0.05), min_std_fraction=0.5)
+    assert _flat_crop_fraction(plain) > 0.5  # most random small crops are background only
+    assert _flat_crop_fraction(aware) < 0.1  # redrawn until they hold a square (10 draws at most)
+    a, b = aware(_sparse_field(), _sparse_field(), 5), aware(_sparse_field(), _sparse_field(), 5)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # still a function of the seed

@@ -4,7 +4,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 from lcd_ssl import InMemoryImages, train
 
 
@@ -45,12 +44,16 @@ def _real_fields(shared_data):
     return InMemoryImages([lcd_embed.read_field(p) for p in paths])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: on the 8 real DSB2018 brightfield fields a tiny ViT drifts toward uniform "
-    "collapse within a few dozen steps (teacher entropy -> ln D); see the README's Limits",
-)
 def test_training_on_real_brightfield_images(tmp_path, shared_data, tiny_config):
+    """The 8 sparse DSB2018 brightfield fields: falling loss, no uniform or single-prototype collapse.
+
+    With DINO's ViT-S settings (lr 1e-3, teacher temperature 0.04, center momentum 0.9) and plain
+    random crops of these mostly-background fields, a tiny ViT collapses toward uniform within
+    40 steps (teacher entropy -> ln D, MI -> 0.07 nat). The recipe below (README, "Tiny runs on
+    sparse fields") is what keeps it learning: content-aware crops (``crop_min_std``), crops at full
+    resolution (64 px window: nuclei of 10-20 px stay visible in 32 px crops), lr 2e-4, a sharper
+    teacher (0.02) and a slower center (0.97).
+    """
     images = _real_fields(shared_data)
     cfg = tiny_config(
         variant="dino",
@@ -59,8 +62,12 @@ def test_training_on_real_brightfield_images(tmp_path, shared_data, tiny_config)
         batch_size=16,
         momentum_teacher=0.99,
         n_local_crops=4,
-        window_size=128,
-        downscale=2,
+        window_size=64,
+        crop_min_std=0.5,
+        lr=2e-4,
+        teacher_temp=0.02,
+        warmup_teacher_temp=0.02,
+        center_momentum=0.97,
     )
     run = train(images, cfg, tmp_path / "run")
     _assert_learns_without_collapse(run, cfg.out_dim)

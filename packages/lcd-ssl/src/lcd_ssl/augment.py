@@ -23,6 +23,20 @@ BLUR_P = (1.0, 0.1, 0.5)
 BLUR_SIGMA = (0.1, 2.0)
 JITTER_P = 0.8
 BRIGHTNESS, CONTRAST = 0.4, 0.4
+# content-aware crops: draws per crop before settling for the most varied one
+MAX_CROP_DRAWS = 10
+# spatial_std looks at a strided subsample of at most about this many pixels per side
+STD_SAMPLE_SIDE = 64
+
+
+def spatial_std(region: np.ndarray) -> float:
+    """Spatial standard deviation of a (P, h, w) region, averaged over planes.
+
+    Estimated on a regular subsample of at most about ``STD_SAMPLE_SIDE``² pixels per plane, so its
+    cost does not grow with the region (a 2160² field costs the same as a 64² crop).
+    """
+    step = max(1, math.ceil(max(region.shape[-2:]) / STD_SAMPLE_SIDE))
+    return float(np.asarray(region[:, ::step, ::step], dtype=np.float32).std(axis=(-2, -1)).mean())
 
 
 def random_window(rng: np.random.Generator, h: int, w: int, size: int | None) -> tuple[int, int, int, int]:
@@ -135,6 +149,10 @@ class MultiCrop:
     plane_agnostic
         Each crop takes one random plane of the field (repeated to ``in_chans``); no blur. Otherwise
         the field's planes are the channels (one plane is repeated) and DINO's blur is applied.
+    min_std_fraction
+        Content-aware crops: a crop region's spatial std (:func:`spatial_std`) must reach this
+        fraction of its whole field's, else the box is redrawn (bounded, see
+        :meth:`content_region`). 0 disables the check.
     """
 
     global_size: int
@@ -145,18 +163,19 @@ class MultiCrop:
     window_size: int | None
     in_chans: int
     plane_agnostic: bool
+    min_std_fraction: float = 0.0
 
     def crop(
-        self, field: np.ndarray, rng: np.random.Generator, *, size: int, scale, blur_p: float
+        self,
+        field: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        size: int,
+        scale,
+        blur_p: float,
+        min_std: float = 0.0,
     ) -> torch.Tensor:
-        _, h, w = field.shape
-        wt, wl, wh, ww = random_window(rng, h, w, self.window_size)
-        top, left, ch, cw = random_resized_box(rng, wh, ww, scale)
-        if self.plane_agnostic:
-            p = int(rng.integers(0, field.shape[0]))
-            region = field[p : p + 1, wt + top : wt + top + ch, wl + left : wl + left + cw]
-        else:
-            region = field[:, wt + top : wt + top + ch, wl + left : wl + left + cw]
+        region = self.content_region(field, rng, scale=scale, min_std=min_std)
         img = resize(torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32)), size)
         if img.shape[0] != self.in_chans:
             img = img.expand(self.in_chans, -1, -1)
@@ -166,14 +185,55 @@ class MultiCrop:
             img = gaussian_blur(img, float(rng.uniform(*BLUR_SIGMA)))
         return img.contiguous()
 
+    def draw_region(self, field: np.ndarray, rng: np.random.Generator, *, scale) -> np.ndarray:
+        """One random window, resized-crop box and (plane-agnostic) plane: a view of ``field``."""
+        _, h, w = field.shape
+        wt, wl, wh, ww = random_window(rng, h, w, self.window_size)
+        top, left, ch, cw = random_resized_box(rng, wh, ww, scale)
+        if self.plane_agnostic:
+            p = int(rng.integers(0, field.shape[0]))
+            return field[p : p + 1, wt + top : wt + top + ch, wl + left : wl + left + cw]
+        return field[:, wt + top : wt + top + ch, wl + left : wl + left + cw]
+
+    def content_region(
+        self, field: np.ndarray, rng: np.random.Generator, *, scale, min_std: float
+    ) -> np.ndarray:
+        """A crop region whose spatial std reaches ``min_std`` (content-aware crop).
+
+        Sparse microscopy fields are mostly flat background; crops of it carry no signal, and two
+        such views can only agree on their brightness. Boxes are redrawn (at most
+        :data:`MAX_CROP_DRAWS` draws, all from the sample's generator, so still deterministic) until one
+        varies enough; if none does, the most varied draw is used. ``min_std <= 0``: the first draw,
+        exactly as without the check.
+        """
+        region = self.draw_region(field, rng, scale=scale)
+        if min_std <= 0:
+            return region
+        best, best_std = region, spatial_std(region)
+        for _ in range(MAX_CROP_DRAWS - 1):
+            if best_std >= min_std:
+                break
+            region = self.draw_region(field, rng, scale=scale)
+            std = spatial_std(region)
+            if std > best_std:
+                best, best_std = region, std
+        return best
+
     def __call__(self, anchor: np.ndarray, partner: np.ndarray, seed: int) -> list[torch.Tensor]:
         rng = np.random.default_rng(seed)
+        f = self.min_std_fraction
+        a_min = f * spatial_std(anchor) if f > 0 else 0.0
+        p_min = a_min if partner is anchor else (f * spatial_std(partner) if f > 0 else 0.0)
+        g, loc = (
+            dict(size=self.global_size, scale=self.global_scale),
+            dict(size=self.local_size, scale=self.local_scale),
+        )
         crops = [
-            self.crop(anchor, rng, size=self.global_size, scale=self.global_scale, blur_p=BLUR_P[0]),
-            self.crop(partner, rng, size=self.global_size, scale=self.global_scale, blur_p=BLUR_P[1]),
+            self.crop(anchor, rng, **g, blur_p=BLUR_P[0], min_std=a_min),
+            self.crop(partner, rng, **g, blur_p=BLUR_P[1], min_std=p_min),
         ]
         n_anchor = self.n_local - self.n_local // 2
         for i in range(self.n_local):
-            src = anchor if i < n_anchor else partner
-            crops.append(self.crop(src, rng, size=self.local_size, scale=self.local_scale, blur_p=BLUR_P[2]))
+            src, m = (anchor, a_min) if i < n_anchor else (partner, p_min)
+            crops.append(self.crop(src, rng, **loc, blur_p=BLUR_P[2], min_std=m))
         return crops

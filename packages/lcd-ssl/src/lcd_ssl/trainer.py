@@ -142,6 +142,7 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
         window_size=config.window_size,
         in_chans=in_chans,
         plane_agnostic=config.plane_agnostic,
+        min_std_fraction=config.crop_min_std,
     )
     dataset = CropDataset(reader, multicrop, None if index is None else index.replica_ids)
     sampler = CrossBatchSampler(
