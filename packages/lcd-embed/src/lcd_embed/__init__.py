@@ -32,6 +32,7 @@ _EXPORTS = {
     "read_config": "checkpoint",
     "model_config": "checkpoint",
     "attention_and_keys": "attention",
+    "field_attention_maps": "attention_maps",
     "count_planes": "read",
     "preprocess_field": "preprocess",
     "control_stats": "controls",

@@ -8,7 +8,7 @@ harmonypy, typer, rich and matplotlib are imported inside the functions that use
 
 from lcd_norm._errors import InputError
 from lcd_norm.aggregate import aggregate
-from lcd_norm.compare import METHODS, compare
+from lcd_norm.compare import METHODS, OBSM_KEYS, compare
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn
 from lcd_norm.harmony import harmony
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
+    "OBSM_KEYS",
     "InputError",
     "aggregate",
     "compare",

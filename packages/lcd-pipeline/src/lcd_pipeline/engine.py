@@ -15,7 +15,7 @@ normalize      ``profiles_fov.h5ad``, ``norm_compare.parquet``  :func:`lcd_norm.
 wells          ``profiles_well.h5ad``                      :func:`lcd_norm.aggregate` per representation
 activity       ``activity.parquet``, ``activity_none.parquet``, ``ap_samples.parquet``, ``cell_count.parquet``  :func:`lcd_metrics.map_es`, :func:`lcd_metrics.cell_count_activity`
 moa            ``moa/``                                    :func:`lcd_moa.cross_validate`
-attention      ``attention/``                              :func:`lcd_embed.attention_maps.field_attention_maps`
+attention      ``attention/``                              :func:`lcd_embed.field_attention_maps`
 nuclei         ``nuclei/`` (counts.h5ad, overlays/)        :func:`lcd_nuclei.count_nuclei` on a sample of fields
 report         ``report.html``                             :mod:`lcd_pipeline.report`
 =============  ==========================================  =========================================
@@ -172,7 +172,7 @@ def _normalize(ctx: Context) -> None:
 def _wells(ctx: Context) -> None:
     import anndata as ad
     from lcd_norm import aggregate
-    from lcd_norm.compare import OBSM_KEYS
+    from lcd_norm import OBSM_KEYS
 
     fov = ad.read_h5ad(ctx.path("profiles_fov.h5ad"))
     counts = None
@@ -197,7 +197,7 @@ def _wells(ctx: Context) -> None:
 
 def choose_method(ctx: Context, fov) -> str:
     """``norm.use`` when it ran; else (logged) the method with the best replicate mAP that did."""
-    from lcd_norm.compare import OBSM_KEYS
+    from lcd_norm import OBSM_KEYS
 
     table = pd.read_parquet(ctx.path("norm_compare.parquet"))
     ok = table[table["status"] == "ok"]
@@ -216,7 +216,7 @@ def choose_method(ctx: Context, fov) -> str:
 def use_rep(ctx: Context) -> str | None:
     """The obsm key of the normalization the activity and MoA stages use (recorded by the wells stage)."""
     import h5py
-    from lcd_norm.compare import OBSM_KEYS
+    from lcd_norm import OBSM_KEYS
 
     with h5py.File(ctx.path("profiles_well.h5ad"), "r") as fh:
         method = fh["uns/lcd_pipeline/method"][()]
@@ -285,7 +285,7 @@ def attention_rows(ctx: Context, n: int) -> list[int]:
 
 
 def _attention(ctx: Context) -> None:
-    from lcd_embed.attention_maps import field_attention_maps
+    from lcd_embed import field_attention_maps
 
     rows = attention_rows(ctx, int(ctx.cfg["attention"]["n_fields"]))
     with ctx.atomic("attention") as tmp:
