@@ -10,7 +10,13 @@ import pandas as pd
 
 from lcd_moa._progress import progress_bar
 from lcd_moa._threads import single_thread_blas
-from lcd_moa.design import DEFAULT_CONTROL, Design, build_design
+from lcd_moa.design import (
+    DEFAULT_CONTROL,
+    Design,
+    build_design,
+    require_labeled_active,
+    require_usable_condition,
+)
 from lcd_moa.engine import (
     check_options,
     condition_accuracy,
@@ -66,6 +72,7 @@ def load_design(
         read_profiles(data, features),
         load_activity(activity),
         condition_keys=condition_keys,
+        dose_key=dose_key,
         **design_options,
     )
     return design, condition_keys, dose_key
@@ -210,9 +217,8 @@ def cross_validate(
         n_folds = int(folds["fold"].nunique())  # a reused assignment defines the number of folds
     if drop_small_classes:
         _drop_small(design, n_folds)
-    labels = design.labels()
-    if labels.empty:
-        raise ValueError("no labeled compound is active at any condition: nothing to cross-validate")
+    labels = require_labeled_active(design, "cross-validate")
+    require_usable_condition(design, "cross-validate")
     if folds is None:
         fold_table = assign_folds(labels, n_folds=n_folds, seed=seed)
     else:
@@ -274,6 +280,9 @@ def cross_validate(
         allow_control=allow_control_prediction,
         top_k=top_k,
     )
+    for column in ("accuracy", "f1_weighted", "f1_macro", f"top{top_k}_accuracy"):
+        if column not in metrics:  # nothing could be scored: same columns, no values
+            metrics[column] = np.nan
     fits = pd.DataFrame(fit_records)
     fits = pd.concat(
         [fits, design.conditions.loc[fits["condition"].to_numpy(), condition_keys].reset_index(drop=True)],

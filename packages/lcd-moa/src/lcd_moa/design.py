@@ -138,8 +138,9 @@ class Design:
         One row per condition: the condition key values (normalized), ``n_compounds``, ``n_active``,
         ``n_control_wells``, ``status`` (``ok``/``skipped``) and ``reason``.
     control_rows
-        Per condition, the control rows shared by it (a control missing a key value, e.g. DMSO
-        without a dose, belongs to every condition matching its other keys).
+        Per condition, the control rows shared by it: controls are matched on every condition key
+        except the dose key, whatever their recorded dose (DMSO at dose 0, a vehicle %, or none), so
+        they join all doses of their timepoint; a control missing another key's value matches any.
     wells
         ``(compound, condition index) -> row indices`` of treated wells.
     active
@@ -182,6 +183,7 @@ def build_design(
     compound_key: str = "compound",
     moa_key: str | None = "moa",
     condition_keys: Sequence[str] = ("timepoint", "dose"),
+    dose_key: str | None = None,
     control: str = DEFAULT_CONTROL,
     control_label: str = "DMSO",
     activity_keys: Sequence[str] | None = None,
@@ -195,10 +197,17 @@ def build_design(
     ``activity=None`` means every compound is active wherever it has wells (no activity filter).
     ``moa_key=None`` (prediction of unlabeled data) leaves every label missing.
     ``require_controls=False`` (prediction) accepts data without control rows.
+    ``dose_key`` (default: the last condition key) is the one key control rows are *not* matched on:
+    a control's dose (0, the vehicle %, or missing) never keeps it out of a condition.
     """
     condition_keys = list(condition_keys)
     if not condition_keys:
         raise ValueError("condition_keys must name at least one column")
+    if dose_key is None:
+        dose_key = condition_keys[-1]
+    if dose_key not in condition_keys:
+        raise ValueError(f"dose_key {dose_key!r} must be one of condition_keys {condition_keys}")
+    control_match_keys = [k for k in condition_keys if k != dose_key]
     obs = adata.obs
     where = f"profiles {adata.uns.get('lcd_moa_source', '')}".strip()
     require_columns(obs, [compound_key, *condition_keys, *([moa_key] if moa_key else [])], where)
@@ -241,7 +250,7 @@ def build_design(
     control_rows = []
     for _, cond in conditions.iterrows():
         match = np.ones(len(control_idx), dtype=bool)
-        for k in condition_keys:
+        for k in control_match_keys:  # the control's dose is the vehicle's, not the condition's
             v = control_values[k]
             match &= (v.isna() | (v == cond[k])).to_numpy()
         control_rows.append(control_idx[match])
@@ -303,6 +312,35 @@ def build_design(
     return Design(
         X, names, condition_keys, conditions, control_rows, wells, active, compounds, control_label, notes
     )
+
+
+def require_labeled_active(design: Design, task: str) -> pd.Series:
+    """The labels of the usable compounds; one line naming why none is usable when there is none."""
+    labels = design.labels()
+    if labels.empty:
+        comp = design.compounds
+        counts = comp["reason"].value_counts()
+        why = "; ".join(f"{n} × {reason!r}" for reason, n in counts.items())
+        raise ValueError(
+            f"no labeled compound is active at any condition ({len(comp)} compounds: {why}): nothing to {task}"
+        )
+    return labels
+
+
+def require_usable_condition(design: Design, task: str) -> None:
+    """Stop with one line when no condition can have a probe, naming why each condition was skipped.
+
+    A run in which some conditions are skipped goes on (their status/reason is recorded in
+    ``conditions``); a run in which *every* condition is skipped has nothing to compute.
+    """
+    if design.ok_conditions():
+        return
+    cond = design.conditions
+    if cond.empty:
+        raise ValueError(f"no treated condition in the profiles: nothing to {task}")
+    counts = cond["reason"].value_counts()
+    why = "; ".join(f"{n} × {reason!r}" for reason, n in counts.items())
+    raise ValueError(f"no usable condition ({len(cond)} skipped: {why}): nothing to {task}")
 
 
 def _compound_table(

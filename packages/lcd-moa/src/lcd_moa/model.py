@@ -13,7 +13,13 @@ import pandas as pd
 
 from lcd_moa._threads import single_thread_blas
 from lcd_moa.cv import load_activity, load_design, resolve_dose_key
-from lcd_moa.design import DEFAULT_CONTROL, build_design, normalize_values
+from lcd_moa.design import (
+    DEFAULT_CONTROL,
+    build_design,
+    normalize_values,
+    require_labeled_active,
+    require_usable_condition,
+)
 from lcd_moa.engine import (
     condition_accuracy,
     fill_weights,
@@ -153,9 +159,8 @@ def fit_moa(
         layer=layer,
         use_rep=use_rep,
     )
-    labels = design.labels()
-    if labels.empty:
-        raise ValueError("no labeled compound is active at any condition: nothing to fit")
+    labels = require_labeled_active(design, "fit")
+    require_usable_condition(design, "fit")
     classes = [*sorted(labels.unique().tolist()), control_label]
     with single_thread_blas():
         probes, records = fit_condition_probes(design, labels.index, labels, C=C, max_iter=max_iter)
@@ -253,6 +258,7 @@ def predict_moa(
         compound_key=p["compound_key"],
         moa_key=moa_key,
         condition_keys=keys,
+        dose_key=p.get("dose_key"),
         control=p["control"],
         control_label=p["control_label"],
         activity_keys=activity_keys,
