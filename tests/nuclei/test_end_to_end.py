@@ -145,3 +145,24 @@ def test_count_nuclei_python_api_skips_unreadable(tiny_vit, dsb_cases, tmp_path)
     adata = count_nuclei(df, tiny_vit[:2], on_error="skip", progress=False)
     assert adata.n_obs == 1 and adata.obs["manifest_row"].tolist() == [1]
     assert adata.uns["lcd_nuclei"]["failures"]["manifest_row"] == ["0"]
+
+
+def test_phase_crop_against_dapi_stain(tiny_vit, shared_data):
+    """The ISL phase z-stack (16-bit PNG planes) runs end to end against its DAPI stain reference.
+
+    No quality floor: on phase contrast the method does not find nuclei reliably (README, Quality);
+    this checks reading, the stain reference and the metrics on real 16-bit data.
+    """
+    import lcd_embed as le
+    from lcd_nuclei import evaluate_fields, reference_from_stain
+
+    folder = shared_data / "images" / "isl_phase_zstack_dapi"
+    phase = le.read_field([str(folder / "phase_z06.png")])[0][:256, :256]
+    dapi = le.read_field([str(folder / "dapi.png")])[0][:256, :256]
+    result = discover_field(phase, tiny_vit[0], tiny_vit[1])
+    assert result["labels"].shape == (256, 256)
+    reference = reference_from_stain(dapi)
+    assert reference.max() > 0  # the stain crop holds nuclei
+    per_field, summary = evaluate_fields([result["labels"]], [dapi], reference="stain")
+    assert per_field["ref_count"].iloc[0] == reference.max()
+    assert 0 <= summary["median_iou"] <= 1 or np.isnan(summary["median_iou"])
