@@ -27,7 +27,11 @@ from typing import Any
 
 INPUT_KINDS = ("simulate", "manifest", "opera", "embeddings")
 
-#: The tiny ViT and short schedule of the demo (lcd-ssl's laptop-minute configuration, 96-px fields).
+#: The tiny ViT and short schedule of the demo (lcd-ssl's laptop-minute configuration, 96-px fields)
+#: with lcd-ssl's tiny-run recipe for sparse fields (its README, "Limits"): a 64-px window at full
+#: resolution, content-aware crops, lr 2e-4, a sharper teacher (0.02) and a slower center (0.97).
+#: With DINO's long-run settings (lr 1e-3, teacher 0.04, center 0.9) the 60 steps collapsed
+#: (teacher entropy ≈ ln(out_dim)).
 DEMO_SSL: dict[str, Any] = {
     "variant": "dino",
     "model": "vit_tiny_patch16_224",
@@ -38,7 +42,13 @@ DEMO_SSL: dict[str, Any] = {
     "global_crop_size": 48,
     "local_crop_size": 24,
     "n_local_crops": 2,
-    "window_size": None,
+    "window_size": 64,
+    "downscale": 1,
+    "crop_min_std": 0.5,
+    "lr": 2e-4,
+    "teacher_temp": 0.02,
+    "warmup_teacher_temp": 0.02,
+    "center_momentum": 0.97,
     "batch_size": 16,
     "epochs": 1,
     "steps_per_epoch": 60,

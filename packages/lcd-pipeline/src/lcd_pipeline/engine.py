@@ -171,8 +171,7 @@ def _normalize(ctx: Context) -> None:
 
 def _wells(ctx: Context) -> None:
     import anndata as ad
-    from lcd_norm import aggregate
-    from lcd_norm import OBSM_KEYS
+    from lcd_norm import OBSM_KEYS, aggregate
 
     fov = ad.read_h5ad(ctx.path("profiles_fov.h5ad"))
     counts = None
