@@ -243,10 +243,19 @@ def _truth(root: Path) -> str:
             else {}
         )
         pred = pd.read_parquet(preds)
-        method = params.get("final_method") or pred["method"].iloc[-1]
+        method = params.get("final_method") or _all_doses_method(pred)
         parts.append(f"<p>MoA predictions ({html.escape(str(method))}) against the planted MoA:</p>")
         parts.append(_table(moa_vs_truth(pred, method)))
     return "".join(parts) or _missing("no activity or MoA results")
+
+
+def _all_doses_method(pred: pd.DataFrame) -> str:
+    """The probe that has seen every dose: the last incremental step (not the last row, which is a
+    single-dose probe)."""
+    incremental = pred[pred["kind"] == "incremental"]
+    if incremental.empty:
+        return str(pred["method"].iloc[-1])
+    return str(incremental.loc[incremental["step"].idxmax(), "method"])
 
 
 BUILDERS = {
