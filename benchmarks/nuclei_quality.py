@@ -4,9 +4,12 @@ Trains a depth-2, 64-dim, patch-8 ViT (lcd-ssl DINO, ``--steps`` steps, CPU) on 
 brightfield images plus the ISL phase-contrast mid plane, then:
 
 - DSB 2018 brightfield: 8 fields vs instance masks;
-- ISL phase z-stack: plane ``--plane``, cut into 4 quadrants (fields) vs the DAPI stain (Otsu +
-  watershed reference), nuclei polarity ``--isl-polarity``.
+- ISL phase z-stack: plane ``--plane``, cut into a 4 x 4 grid of 256-px fields vs the DAPI stain
+  (Otsu + watershed reference), nuclei polarity dark and bright.
 
+Each set is evaluated for the trained model and for a random-init model of the same shape (is the
+training doing the work?), with the default discovery and with the previous defaults (per-tile
+FOUND seed, 2 clusters). Baseline without any ViT: Otsu + watershed on the (inverted) grey image.
 Prints median foreground IoU, Pearson r (95 % CI), slope, bias, CCC, F1@0.5, and seconds per field.
 Usage: ``python benchmarks/nuclei_quality.py --steps 200``
 """
@@ -23,7 +26,7 @@ import lcd_embed as le
 import numpy as np
 import tifffile
 import torch
-from lcd_nuclei import DiscoveryParams, discover_field, evaluate_fields
+from lcd_nuclei import DiscoveryParams, discover_field, evaluate_fields, reference_from_stain
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 
@@ -32,7 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--plane", type=int, default=6)
-    parser.add_argument("--isl-polarity", default="dark")
+    parser.add_argument("--seed", type=int, default=0, help="training and random-init seed")
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -47,7 +52,13 @@ def main() -> None:
     dapi = le.read_field([str(isl / "dapi.png")])[0]
     config = TrainConfig(
         model="vit_tiny_patch16_224",
-        model_kwargs={"depth": 2, "embed_dim": 64, "num_heads": 4, "patch_size": 8, "img_size": 64},
+        model_kwargs={
+            "depth": args.depth,
+            "embed_dim": args.dim,
+            "num_heads": 4,
+            "patch_size": 8,
+            "img_size": 64,
+        },
         out_dim=256,
         hidden_dim=128,
         bottleneck_dim=64,
@@ -61,32 +72,60 @@ def main() -> None:
         warmup_epochs=0.1,
         precision="fp32",
         progress=False,
-        seed=0,
+        seed=args.seed,
     )
+    models = {}
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run = train(InMemoryImages([d[0] for d in dsb] + [phase]), config, Path(tmp) / "run")
-        model, cfg = le.load_backbone(export_backbone(run, Path(tmp) / "ckpt"))
-        t_train = time.perf_counter() - t0
+        for name, extra in (("trained", {}), ("random init", {"lr": 1e-12, "min_lr": 1e-13})):
+            t0 = time.perf_counter()
+            cfg_run = TrainConfig(
+                **{**config.__dict__, **extra, "steps_per_epoch": args.steps if not extra else 1}
+            )
+            run = train(InMemoryImages([d[0] for d in dsb] + [phase]), cfg_run, Path(tmp) / name)
+            models[name] = le.load_backbone(export_backbone(run, Path(tmp) / f"{name}_ckpt"))
+            if not extra:
+                t_train = time.perf_counter() - t0
     results = {"train_steps": args.steps, "train_seconds": round(t_train, 1)}
 
-    t0 = time.perf_counter()
-    preds = [discover_field(img, model, cfg)["labels"] for img, _ in dsb]
-    results["dsb_seconds_per_field_1024"] = round((time.perf_counter() - t0) / len(dsb), 2)
-    _, summary = evaluate_fields(preds, [lab for _, lab in dsb])
-    results["dsb2018_brightfield"] = summary
-
+    n = 4
     h, w = phase.shape
-    quads = [
-        (slice(0, h // 2), slice(0, w // 2)),
-        (slice(0, h // 2), slice(w // 2, w)),
-        (slice(h // 2, h), slice(0, w // 2)),
-        (slice(h // 2, h), slice(w // 2, w)),
+    fields = [
+        (slice(i * h // n, (i + 1) * h // n), slice(j * w // n, (j + 1) * w // n))
+        for i in range(n)
+        for j in range(n)
     ]
-    params = DiscoveryParams(polarity=args.isl_polarity)
-    preds = [discover_field(phase[q], model, cfg, params)["labels"] for q in quads]
-    _, summary = evaluate_fields(preds, [dapi[q] for q in quads], reference="stain")
-    results["isl_phase_quadrants"] = summary
+    variants = {
+        "default": {},
+        "previous (tile seed, 2 clusters)": {"background_seed": "tile", "n_clusters": 2},
+    }
+    rows = []
+    for model_name, (model, cfg) in models.items():
+        for variant, options in variants.items():
+            t0 = time.perf_counter()
+            preds = [discover_field(img, model, cfg, DiscoveryParams(**options))["labels"] for img, _ in dsb]
+            seconds = (time.perf_counter() - t0) / len(dsb)
+            _, summary = evaluate_fields(preds, [lab for _, lab in dsb])
+            rows.append(
+                {"set": "dsb2018", "model": model_name, "variant": variant, **summary, "s_per_field": seconds}
+            )
+            for polarity in ("dark", "bright"):
+                params = DiscoveryParams(polarity=polarity, **options)
+                preds = [discover_field(phase[f], model, cfg, params)["labels"] for f in fields]
+                _, summary = evaluate_fields(preds, [dapi[f] for f in fields], reference="stain")
+                rows.append({"set": f"isl {polarity}", "model": model_name, "variant": variant, **summary})
+    # No ViT at all: Otsu + watershed on the grey image (nuclei dark in DSB; bright or dark in phase).
+    _, summary = evaluate_fields([reference_from_stain(255 - img) for img, _ in dsb], [lab for _, lab in dsb])
+    rows.append({"set": "dsb2018", "model": "none", "variant": "Otsu + watershed, inverted grey", **summary})
+    for polarity, sign in (("dark", -1), ("bright", 1)):
+        preds = [reference_from_stain(sign * phase[f]) for f in fields]
+        _, summary = evaluate_fields(preds, [dapi[f] for f in fields], reference="stain")
+        rows.append({"set": f"isl {polarity}", "model": "none", "variant": "Otsu + watershed", **summary})
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.round(3).to_string(index=False))
+    model, cfg = models["trained"]
 
     big = np.tile(dsb[0][0], (3, 3))[:2160, :2160]
     t0 = time.perf_counter()

@@ -1,7 +1,15 @@
 """Discovery kernels vs naive computations and constructed cases."""
 
 import numpy as np
-from lcd_nuclei.discovery import background_from_seed, head_weights, kmeans, nucleus_patches
+import pytest
+from lcd_nuclei.discovery import (
+    background_from_seed,
+    field_prototype,
+    head_weights,
+    kmeans,
+    nucleus_patches,
+    seed_features,
+)
 from scipy.stats import entropy
 
 
@@ -59,3 +67,55 @@ def test_kmeans_and_dark_cluster():
     darkness = np.r_[np.zeros(30), np.full(20, 50.0)]
     np.testing.assert_array_equal(nucleus_patches(x, darkness), np.r_[np.zeros(30, bool), np.ones(20, bool)])
     assert nucleus_patches(np.zeros((0, 4)), np.zeros(0)).size == 0
+
+
+def test_field_prototype_is_the_cosine_medoid_of_the_seeds():
+    rng = np.random.default_rng(4)
+    seeds = rng.normal(size=(40, 6))
+    seeds /= np.linalg.norm(seeds, axis=1, keepdims=True)
+    full = seeds @ seeds.T  # the T x T matrix the kernel avoids
+    np.testing.assert_array_equal(field_prototype(seeds), seeds[full.mean(1).argmax()])
+    with pytest.raises(ValueError, match="non-empty"):
+        field_prototype(np.zeros((0, 6)))
+
+
+def test_seed_features_match_background_from_seed():
+    rng = np.random.default_rng(5)
+    att = rng.dirichlet(np.ones(16), size=(4, 3))
+    keys = rng.normal(size=(4, 3, 16, 5))
+    feats, seeds, _ = seed_features(att, keys)
+    w = head_weights(att)
+    np.testing.assert_array_equal(seeds, [np.argmin((w[i][:, None] * att[i]).sum(0)) for i in range(4)])
+    bg, f32, _ = background_from_seed(att, keys, tau=0.1)
+    np.testing.assert_allclose(feats, f32, rtol=1e-6)
+    np.testing.assert_array_equal(bg, np.einsum("bnd,bd->bn", feats, feats[np.arange(4), seeds]) > 0.1)
+
+
+def test_field_seed_keeps_a_tile_that_lies_inside_a_cell():
+    """Tile 0 is all cell (no background): its own seed is a cell patch, so FOUND's per-tile rule
+    calls the whole cell background; the field prototype (most tiles show background) does not."""
+    rng = np.random.default_rng(6)
+    n, tiles = 16, 5
+    background_key, cell_key = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    is_cell = np.zeros((tiles, n), bool)
+    is_cell[0] = True
+    is_cell[1:, :4] = True
+    keys = np.where(is_cell[..., None], cell_key, background_key) + rng.normal(0, 0.05, (tiles, n, 3))
+    att = np.where(is_cell, 0.2, 0.01) + rng.uniform(0, 0.001, (tiles, n))
+    att = (att / att.sum(1, keepdims=True))[:, None]
+    per_tile, _, _ = background_from_seed(att, keys[:, None], tau=0.3)
+    assert per_tile[0].all()  # the failure the field prototype fixes
+    feats, seeds, _ = seed_features(att, keys[:, None])
+    background = feats @ field_prototype(feats[np.arange(tiles), seeds]) > 0.3
+    np.testing.assert_array_equal(~background, is_cell)
+
+
+def test_nucleus_patches_picks_the_darkest_of_several_clusters():
+    rng = np.random.default_rng(7)
+    centres = np.eye(4) * 3
+    x = np.concatenate([rng.normal(c, 0.1, (15, 4)) for c in centres])
+    darkness = np.repeat([5.0, 40.0, 20.0, -10.0], 15)  # cluster 1 is the nuclei
+    picked = nucleus_patches(x, darkness, n_clusters=4)
+    np.testing.assert_array_equal(picked, np.repeat([False, True, False, False], 15))
+    # with two clusters the darkest pair of groups merges: more than the nuclei are picked
+    assert nucleus_patches(x, darkness, n_clusters=2).sum() > 15

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "BilateralGrid": "bilateral",
@@ -24,6 +24,8 @@ _EXPORTS = {
     "evaluate_fields": "evaluate",
     "head_weights": "discovery",
     "background_from_seed": "discovery",
+    "seed_features": "discovery",
+    "field_prototype": "discovery",
     "nucleus_patches": "discovery",
     "DiscoveryParams": "field",
     "discover_field": "field",

@@ -51,7 +51,14 @@ if typer is not None:
         overlays_dir: Annotated[Path | None, typer.Option(help="Write row<k>_overlay.png here.")] = None,
         tile_size: Annotated[int | None, typer.Option(help="Tile size (default: model img_size).")] = None,
         tau: Annotated[float, typer.Option(help="Background similarity threshold.")] = 0.3,
+        background_seed: Annotated[
+            str, typer.Option(help="field (one background prototype per field) | tile (FOUND per tile)")
+        ] = "field",
         nuclei_step: Annotated[str, typer.Option(help="kmeans | foreground")] = "kmeans",
+        n_clusters: Annotated[int, typer.Option(help="k-means clusters of foreground patches.")] = 4,
+        contrast_window: Annotated[
+            int, typer.Option(help="Window (patches) for the surrounding cell's grey level.")
+        ] = 5,
         polarity: Annotated[str, typer.Option(help="dark | bright nuclei")] = "dark",
         sigma_spatial: Annotated[float, typer.Option()] = 8.0,
         sigma_luma: Annotated[float, typer.Option()] = 16.0,
@@ -75,7 +82,10 @@ if typer is not None:
             params = DiscoveryParams(
                 tile_size=tile_size,
                 tau=tau,
+                background_seed=background_seed,
                 nuclei_step=nuclei_step,
+                n_clusters=n_clusters,
+                contrast_window=contrast_window,
                 polarity=polarity,
                 sigma_spatial=sigma_spatial,
                 sigma_luma=sigma_luma,

@@ -8,19 +8,35 @@ attention sparsity so heads that focus on objects dominate); keys are L2-normali
 by the head weight and L2-normalized again. Only the seed's similarity row is computed (N values per
 tile, never an N x N matrix).
 
-Nuclei are found inside the foreground by a second step (see :func:`nucleus_patches`): 2-means on
-the foreground patches' keys, the nucleus cluster being the one whose pixels are darkest (or
-brightest) relative to the background. Rationale: in transmitted light nuclei are the most
+FOUND works on whole images, which always show some background. Our tiles are small (a model's
+``img_size``), and a tile that lies inside a cell has no background at all: its least-attended
+patch is cytoplasm, and the cell is then called background. :func:`field_prototype` therefore
+pools the per-tile seeds of a field and keeps the one most similar to all the others (the cosine
+medoid of the seeds, computed as ``S @ mean(S)``, never a seeds x seeds matrix) as the field's
+background prototype. Most tiles of a field do show background, so the medoid is background even
+when some tiles' seeds are not.
+
+Nuclei are found inside the foreground by a second step (see :func:`nucleus_patches`): k-means
+on the foreground patches' keys, the nucleus cluster being the one whose pixels are darkest (or
+brightest) relative to the surrounding cell. Rationale: in transmitted light nuclei are the most
 contrasted compact structure inside cells, so the key space of a self-supervised ViT separates
 nucleus patches from cytoplasm patches, and the stain-free polarity (dark nuclei in brightfield,
-bright in some phase settings) names the cluster without labels.
+bright cell bodies in phase contrast) names the cluster without labels. More than two clusters
+let dark cytoplasm form its own cluster instead of joining the nuclei.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["background_from_seed", "head_weights", "kmeans", "nucleus_patches"]
+__all__ = [
+    "background_from_seed",
+    "field_prototype",
+    "head_weights",
+    "kmeans",
+    "nucleus_patches",
+    "seed_features",
+]
 
 
 def head_weights(cls_attention: np.ndarray) -> np.ndarray:
@@ -43,10 +59,41 @@ def head_weights(cls_attention: np.ndarray) -> np.ndarray:
     return np.where(total > 0, sparsity / np.where(total > 0, total, 1.0), uniform)
 
 
+def seed_features(cls_attention: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head-weighted key features and the background seed of each tile.
+
+    Parameters
+    ----------
+    cls_attention
+        (B, heads, N) last-block CLS->patch attention.
+    keys
+        (B, heads, N, head_dim) last-block keys.
+
+    Returns
+    -------
+    features, seeds, weights
+        ``features`` (B, N, heads * head_dim) keys L2-normalized per head, scaled by the head
+        weight and L2-normalized again (float64); ``seeds`` (B,) index of the least-attended patch
+        under the head-weighted attention; ``weights`` (B, heads) from :func:`head_weights`.
+    """
+    keys = np.asarray(keys, dtype=np.float64)
+    if keys.ndim != 4 or keys.shape[:3] != np.shape(cls_attention):
+        raise ValueError(f"keys {keys.shape} do not match cls_attention {np.shape(cls_attention)}")
+    w = head_weights(cls_attention)
+    attention = (w[:, :, None] * np.asarray(cls_attention)).sum(1)  # (B, N)
+    seeds = attention.argmin(1)
+    k = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
+    k = k * w[:, :, None, None]
+    b, h, n, d = k.shape
+    feats = k.transpose(0, 2, 1, 3).reshape(b, n, h * d)
+    feats /= np.maximum(np.linalg.norm(feats, axis=-1, keepdims=True), 1e-12)
+    return feats, seeds, w
+
+
 def background_from_seed(
     cls_attention: np.ndarray, keys: np.ndarray, *, tau: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """FOUND background discovery per tile.
+    """FOUND background discovery per tile (each tile's own seed).
 
     Parameters
     ----------
@@ -63,20 +110,23 @@ def background_from_seed(
         ``background`` (B, N) bool; ``features`` (B, N, heads * head_dim) head-weighted,
         L2-normalized keys (float32); ``weights`` (B, heads).
     """
-    keys = np.asarray(keys, dtype=np.float64)
-    if keys.ndim != 4 or keys.shape[:3] != np.shape(cls_attention):
-        raise ValueError(f"keys {keys.shape} do not match cls_attention {np.shape(cls_attention)}")
-    w = head_weights(cls_attention)
-    attention = (w[:, :, None] * np.asarray(cls_attention)).sum(1)  # (B, N)
-    seed = attention.argmin(1)
-    k = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
-    k = k * w[:, :, None, None]
-    b, h, n, d = k.shape
-    feats = k.transpose(0, 2, 1, 3).reshape(b, n, h * d)
-    feats /= np.maximum(np.linalg.norm(feats, axis=-1, keepdims=True), 1e-12)
-    seed_feat = feats[np.arange(b), seed]  # (B, D): the only similarity row formed
+    feats, seeds, w = seed_features(cls_attention, keys)
+    b = len(feats)
+    seed_feat = feats[np.arange(b), seeds]  # (B, D): the only similarity row formed
     similarity = np.einsum("bnd,bd->bn", feats, seed_feat)
     return similarity > tau, feats.astype(np.float32), w
+
+
+def field_prototype(seed_feats: np.ndarray) -> np.ndarray:
+    """Background prototype of a field: the cosine medoid of its tiles' seed features.
+
+    ``seed_feats`` (T, D) are unit vectors, so the mean similarity of seed i to all seeds is
+    ``seed_i . mean(seeds)``; the seed maximizing it is returned (D,). O(T D) time and memory.
+    """
+    s = np.asarray(seed_feats, dtype=np.float64)
+    if s.ndim != 2 or len(s) == 0:
+        raise ValueError(f"seed_feats must be a non-empty (T, D) array, got shape {s.shape}")
+    return s[int(np.argmax(s @ s.mean(0)))]
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> np.ndarray:
@@ -108,7 +158,7 @@ def nucleus_patches(
     features: np.ndarray,
     darkness: np.ndarray,
     *,
-    n_clusters: int = 2,
+    n_clusters: int = 4,
     seed: int = 0,
 ) -> np.ndarray:
     """Pick nucleus patches among foreground patches: k-means on keys, the darkest cluster wins.
@@ -118,8 +168,8 @@ def nucleus_patches(
     features
         (n, D) keys of the foreground patches (from :func:`background_from_seed`).
     darkness
-        (n,) how nucleus-like each patch's pixels are, e.g. background level minus the patch's
-        mean grey (brightfield) or its negative (bright nuclei).
+        (n,) how nucleus-like each patch's pixels are, e.g. the surrounding cell's mean grey minus
+        the patch's mean grey (dark nuclei) or its negative (bright nuclei).
     n_clusters
         Clusters; the one with the highest mean ``darkness`` is the nucleus cluster.
 

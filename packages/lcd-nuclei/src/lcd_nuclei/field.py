@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .bilateral import BilateralGrid, bilateral_solve
-from .discovery import background_from_seed, nucleus_patches
+from .discovery import field_prototype, nucleus_patches, seed_features
 from .instances import instance_stats, segment_instances
 
 __all__ = ["DiscoveryParams", "discover_field"]
@@ -22,11 +22,21 @@ class DiscoveryParams:
         tiles are shifted flush with the edge so every pixel is covered.
     tau
         Cosine threshold to the background seed (FOUND: 0.3).
+    background_seed
+        ``"field"`` (default): one background prototype per field, the medoid of the tiles' seeds
+        (:func:`lcd_nuclei.discovery.field_prototype`); ``"tile"``: FOUND's own per-image seed
+        applied to each tile (fails on tiles that lie inside a cell).
     nuclei_step
-        ``"kmeans"``: 2-means on foreground patch keys, the cluster whose pixels best match
-        ``polarity`` is nuclei; ``"foreground"``: the whole foreground is nuclei (sparse cells).
+        ``"kmeans"``: k-means on foreground patch keys, the cluster whose pixels best match
+        ``polarity`` relative to the surrounding cell is nuclei; ``"foreground"``: the whole
+        foreground is nuclei (sparse cells).
+    n_clusters
+        Clusters of foreground patches (``"kmeans"`` step).
+    contrast_window
+        Side, in patches, of the window over which the surrounding cell's mean grey is taken.
     polarity
-        ``"dark"`` (brightfield: nuclei darker than background) or ``"bright"``.
+        ``"dark"`` (brightfield: nuclei darker than the cytoplasm around them) or ``"bright"``
+        (phase contrast: phase-bright cell bodies).
     sigma_spatial, sigma_luma, lam
         Bilateral solver (see :func:`lcd_nuclei.bilateral_solve`); ``refine=False`` skips it.
     min_area, min_distance
@@ -38,7 +48,10 @@ class DiscoveryParams:
     tile_size: int | None = None
     stride: int | None = None
     tau: float = 0.3
+    background_seed: str = "field"
     nuclei_step: str = "kmeans"
+    n_clusters: int = 4
+    contrast_window: int = 5
     polarity: str = "dark"
     refine: bool = True
     sigma_spatial: float = 8.0
@@ -54,6 +67,12 @@ class DiscoveryParams:
             raise ValueError(f"nuclei_step must be 'kmeans' or 'foreground', got {self.nuclei_step!r}")
         if self.polarity not in ("dark", "bright"):
             raise ValueError(f"polarity must be 'dark' or 'bright', got {self.polarity!r}")
+        if self.background_seed not in ("field", "tile"):
+            raise ValueError(f"background_seed must be 'field' or 'tile', got {self.background_seed!r}")
+        if int(self.n_clusters) < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+        if int(self.contrast_window) < 1:
+            raise ValueError(f"contrast_window must be at least 1 patch, got {self.contrast_window}")
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -88,6 +107,7 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
     import lcd_embed as le
     import torch
     from lcd_embed.attention import stitch_tiles
+    from scipy import ndimage as ndi
 
     params = params or DiscoveryParams()
     image = np.asarray(image, dtype=np.float32)
@@ -108,37 +128,51 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
         raise ValueError(f"field {grey.shape} is smaller than one tile ({tile} px)")
     x = le.match_channels(x, int(config["in_chans"]))
     tiles, coords = le.tile_image(x, tile_size=tile, stride=params.stride or tile, edge="shift")
-    grey_tiles, _ = le.tile_image(grey[None], tile_size=tile, stride=params.stride or tile, edge="shift")
     mean = np.asarray(norm.get("mean", [0.5] * tiles.shape[1]), np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(norm.get("std", [0.5] * tiles.shape[1]), np.float32).reshape(1, -1, 1, 1)
 
-    background, feats = [], []
+    feats, seeds = [], []
     model.eval()
     with torch.no_grad():
         for start in range(0, len(tiles), params.batch_size):
             batch = torch.from_numpy((tiles[start : start + params.batch_size] - mean) / std)
             out = le.attention_and_keys(model, batch)
-            bg, f, _ = background_from_seed(
-                out["cls_attention"].float().numpy(), out["keys"].float().numpy(), tau=params.tau
-            )
-            background.append(bg)
+            f, s, _ = seed_features(out["cls_attention"].float().numpy(), out["keys"].float().numpy())
             feats.append(f)
+            seeds.append(s)
             grid = tuple(out["grid"])
-    background = np.concatenate(background)
+    feats, seeds = np.concatenate(feats), np.concatenate(seeds)
+    seed_feats = feats[np.arange(len(feats)), seeds]  # (T, D): one similarity row per tile or field
+    if params.background_seed == "field":
+        similarity = feats @ field_prototype(seed_feats)
+    else:
+        similarity = np.einsum("tnd,td->tn", feats, seed_feats)
+    background = similarity > params.tau
     foreground = ~background
-    grey_patch = _patch_means(grey_tiles[:, 0], grid)  # (T, N)
+    gh, gw = grid
 
     if params.nuclei_step == "kmeans" and foreground.any():
-        fg_feats = np.concatenate([f[m] for f, m in zip(np.concatenate(feats), foreground, strict=True)])
-        level = np.median(grey_patch[background]) if background.any() else np.median(grey_patch)
-        darkness = level - grey_patch[foreground]
+        # How nucleus-like a patch is: the surrounding cell's mean grey minus the patch's own, so
+        # dark cytoplasm next to pale cytoplasm does not outrank a nucleus in a dark cell.
+        cells = stitch_tiles(
+            foreground.reshape(len(tiles), 1, gh, gw).astype(np.float32), coords, grey.shape, tile
+        )[0]
+        window = int(params.contrast_window) * patch
+        cell_level = ndi.uniform_filter(grey * cells, window) / np.maximum(
+            ndi.uniform_filter(cells, window), 1e-6
+        )
+        contrast_tiles, _ = le.tile_image(
+            (cell_level - grey)[None], tile_size=tile, stride=params.stride or tile, edge="shift"
+        )
+        darkness = _patch_means(contrast_tiles[:, 0], grid)[foreground]
         if params.polarity == "bright":
             darkness = -darkness
         nucleus = np.zeros_like(foreground)
-        nucleus[foreground] = nucleus_patches(fg_feats, darkness, seed=params.seed)
+        nucleus[foreground] = nucleus_patches(
+            feats[foreground], darkness, n_clusters=int(params.n_clusters), seed=params.seed
+        )
     else:
         nucleus = foreground
-    gh, gw = grid
     maps = np.stack([foreground, nucleus], axis=1).reshape(len(tiles), 2, gh, gw).astype(np.float32)
     field = stitch_tiles(maps, coords, grey.shape, tile)
     cell_map, nucleus_map = field[0], field[1]
