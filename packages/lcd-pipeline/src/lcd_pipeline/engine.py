@@ -251,11 +251,6 @@ def _moa(ctx: Context) -> None:
     if "moa" not in well.obs:
         raise RuntimeError("profiles have no 'moa' column: add it to the plate map to run the MoA stage")
     activity = pd.read_parquet(ctx.path("activity.parquet"))
-    # lcd-moa pairs control wells with a condition when their condition values match or are missing;
-    # controls carry no real dose (plate maps write 0 or nothing), so they join every dose of their timepoint
-    is_control = well.obs.eval(ctx.cfg["control"]).to_numpy(bool)
-    if "dose" in well.obs:
-        well.obs["dose"] = well.obs["dose"].astype(float).where(~is_control)
     result = cross_validate(
         well,
         activity,
