@@ -33,6 +33,51 @@ def test_map_on_lincs_plate(lincs_path, tmp_path):
     assert len(table) == 59 and len(pd.read_csv(ap_out)) == 384
 
 
+def test_map_multilabel_moa_strings_match_copairs(lincs, tmp_path):
+    """`--multilabel-col` on LINCS MoA strings ('a|b') gives copairs' multilabel AP and mAP."""
+    import warnings
+
+    from copairs.map import mean_average_precision as copairs_map
+    from copairs.map import multilabel
+
+    df = lincs[lincs["Metadata_broad_sample"].ne("DMSO")].dropna(subset=["Metadata_moa"])
+    df = df.reset_index(drop=True)
+    path = tmp_path / "treated.csv"
+    df.to_csv(path, index=False)
+    out, ap_out = tmp_path / "map.csv", tmp_path / "ap.csv"
+    r = runner.invoke(
+        cli.app,
+        [
+            "map", str(path), "-o", str(out), "--ap-output", str(ap_out),
+            "--pos-sameby", "Metadata_moa", "--pos-diffby", "Metadata_broad_sample",
+            "--neg-diffby", "Metadata_moa", "--multilabel-col", "Metadata_moa", "--null-size", "1000",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    meta = df.filter(regex="^Metadata").assign(Metadata_moa=df["Metadata_moa"].str.split("|"))
+    feats = df.drop(columns=df.filter(regex="^Metadata").columns).to_numpy()
+    rules = dict(
+        pos_sameby=["Metadata_moa"],
+        pos_diffby=["Metadata_broad_sample"],
+        neg_sameby=[],
+        neg_diffby=["Metadata_moa"],
+        multilabel_col="Metadata_moa",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = multilabel.average_precision(meta, feats, progress_bar=False, **rules)
+        their_map = copairs_map(theirs, ["Metadata_moa"], null_size=1000, threshold=0.05, seed=0)
+    ours = pd.read_csv(ap_out)
+    assert any("|" in m for m in df["Metadata_moa"])  # the case is really multilabel
+    assert len(ours) == len(theirs) > 50
+    both = theirs.merge(ours, on=["Metadata_Well", "Metadata_moa"], suffixes=("_c", "_l"))
+    assert len(both) == len(ours)
+    np.testing.assert_allclose(both["average_precision_c"], both["average_precision_l"], atol=1e-6)
+    mm = their_map.merge(pd.read_csv(out), on="Metadata_moa")
+    assert len(mm) == len(their_map)
+    np.testing.assert_allclose(mm["mean_average_precision_x"], mm["mean_average_precision_y"], atol=1e-6)
+
+
 def test_map_es_with_plots_and_cell_count(make_screen, tmp_path):
     obs, X = make_screen(n_compounds=2, effect={0: 1.0})
     df = pd.concat(

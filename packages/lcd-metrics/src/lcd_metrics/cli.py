@@ -86,6 +86,13 @@ def _build_app():
         ap_output: Annotated[
             Path | None, typer.Option(help="Also write the per-profile AP table here.")
         ] = None,
+        multilabel_col: Annotated[
+            str | None,
+            typer.Option(help="Column of labels per profile (e.g. MoA); must also be a --pos-sameby."),
+        ] = None,
+        multilabel_sep: Annotated[
+            str, typer.Option(help="Separator of several labels in one --multilabel-col cell.")
+        ] = "|",
         null_size: Annotated[int, typer.Option(help="Permutation null size.")] = 10000,
         threshold: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
         seed: int = 0,
@@ -110,6 +117,8 @@ def _build_app():
                 pos_diffby=pos_diffby or [],
                 neg_sameby=neg_sameby or [],
                 neg_diffby=neg_diffby,
+                multilabel_col=multilabel_col,
+                multilabel_sep=multilabel_sep if multilabel_col else None,
                 control=control,
                 features=features,
                 layer=layer,

@@ -80,6 +80,7 @@ def average_precision(
     progress_bar: bool = False,
     *,
     multilabel_col: str | None = None,
+    multilabel_sep: str | None = None,
     control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
@@ -108,6 +109,9 @@ def average_precision(
         `pos_sameby` (positives share the query's label) and may be in `neg_diffby` (negatives share no
         label) or `neg_sameby`. The result then has one row per profile × label with positives, the
         label in `multilabel_col`.
+    multilabel_sep
+        Split string cells of `multilabel_col` on this separator (``"|"`` for LINCS/Broad MoA strings
+        such as ``"EGFR inhibitor|HER2 inhibitor"``); without it a string is one label.
     control
         Retrieve against controls (copairs' ``assign_reference_index`` recipe in one argument): a
         pandas query or boolean column marking control rows; controls then have no positives (they are
@@ -159,7 +163,7 @@ def average_precision(
     codes = encode(prof.obs, rules.columns)
     labels, label_names = None, None
     if multilabel_col is not None:
-        membership, label_names = _label_membership(prof, multilabel_col)
+        membership, label_names = _label_membership(prof, multilabel_col, multilabel_sep)
         labels = (membership, None, neg_mode)
     with progress(len(xn), "average precision", progress_bar) as advance:
         q_rows, q_labels, ap, n_pos, n_total = rank_profiles(xn, codes, rules, labels=labels, advance=advance)
@@ -184,12 +188,19 @@ def average_precision(
 _REF = "__lcd_reference_index"
 
 
-def _label_membership(prof: Profiles, col: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows × labels) membership of a column holding label lists (a plain string is one label)."""
-    cells = [
-        [v] if isinstance(v, str) else (list(v) if v is not None and not isinstance(v, float) else None)
-        for v in prof.obs[col]
-    ]
+def _cell_labels(value, sep: str | None) -> list | None:
+    """Labels of one multilabel cell: a list/array as is, a string split on `sep`, None when missing."""
+    if isinstance(value, str):
+        return [x for x in value.split(sep) if x] if sep else [value]
+    if value is None or isinstance(value, float):  # NaN from a CSV
+        return None
+    return list(value)
+
+
+def _label_membership(prof: Profiles, col: str, sep: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × labels) membership of a column holding label lists (a plain string is one label, or
+    several joined by `sep`)."""
+    cells = [_cell_labels(v, sep) for v in prof.obs[col]]
     bad = np.array([c is None or len(c) == 0 for c in cells])
     if bad.any():
         raise InputError(
@@ -293,6 +304,7 @@ def mean_average_precision(
     neg_sameby: str | Sequence[str] | None = (),
     neg_diffby: str | Sequence[str] | None = (),
     multilabel_col: str | None = None,
+    multilabel_sep: str | None = None,
     control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
@@ -317,7 +329,7 @@ def mean_average_precision(
         Seed of the null; results are identical for the same seed whatever ran before (no disk cache).
     progress_bar, max_workers, cache_dir
         Accepted for copairs compatibility; `max_workers` and `cache_dir` have no effect.
-    pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, control, features, layer, use_rep
+    pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, multilabel_sep, control, features, layer, use_rep
         As in :func:`average_precision`.
     return_ap
         Also return the per-profile AP table: ``(map_table, ap_table)``.
@@ -357,6 +369,7 @@ def mean_average_precision(
             neg_diffby=neg_diffby,
             progress_bar=progress_bar,
             multilabel_col=multilabel_col,
+            multilabel_sep=multilabel_sep,
             control=control,
             features=features,
             layer=layer,
