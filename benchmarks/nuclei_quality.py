@@ -1,7 +1,8 @@
 """Quality and speed of lcd-nuclei on the shared label-free sets, with a tiny ViT trained by lcd-ssl.
 
-Trains a depth-2, 64-dim, patch-8 ViT (lcd-ssl DINO, ``--steps`` steps, CPU) on the 8 DSB 2018
-brightfield images plus the ISL phase-contrast mid plane, then:
+Trains a ``--depth``-block, ``--dim``-dim, patch-8 ViT (default 2 and 64; lcd-ssl DINO with its
+tiny-run recipe, ``--steps`` steps, CPU) on the 8 DSB 2018 brightfield images plus the ISL
+phase-contrast mid plane, then:
 
 - DSB 2018 brightfield: 8 fields vs instance masks;
 - ISL phase z-stack: plane ``--plane``, cut into a 4 x 4 grid of 256-px fields vs the DAPI stain
@@ -70,6 +71,11 @@ def main() -> None:
         epochs=1,
         steps_per_epoch=args.steps,
         warmup_epochs=0.1,
+        # lcd-ssl's tiny-run recipe (its README): without it small CPU runs drift towards collapse
+        lr=2e-4,
+        teacher_temp=0.02,
+        warmup_teacher_temp=0.02,
+        center_momentum=0.97,
         precision="fp32",
         progress=False,
         seed=args.seed,
@@ -85,7 +91,9 @@ def main() -> None:
             models[name] = le.load_backbone(export_backbone(run, Path(tmp) / f"{name}_ckpt"))
             if not extra:
                 t_train = time.perf_counter() - t0
-    results = {"train_steps": args.steps, "train_seconds": round(t_train, 1)}
+                last = json.loads((Path(tmp) / name / "metrics.jsonl").read_text().splitlines()[-1])
+                health = {k: round(last[k], 3) for k in ("teacher_entropy", "teacher_mi", "teacher_std")}
+    results = {"train_steps": args.steps, "train_seconds": round(t_train, 1), "last_step": health}
 
     n = 4
     h, w = phase.shape

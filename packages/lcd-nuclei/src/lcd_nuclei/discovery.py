@@ -137,9 +137,10 @@ def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> np.
         return np.zeros(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
     centres = [x[rng.integers(n)]]
+    d2 = ((x - centres[0]) ** 2).sum(1)  # squared distance to the nearest centre so far, O(n D) memory
     for _ in range(1, k):
-        d2 = ((x[:, None, :] - np.array(centres)[None]) ** 2).sum(-1).min(1)
         centres.append(x[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(n)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
     centres = np.array(centres)
     labels = np.zeros(n, dtype=np.int64)
     for it in range(iterations):
