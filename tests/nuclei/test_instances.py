@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from lcd_nuclei.instances import instance_stats, segment_instances
+from lcd_nuclei.instances import drop_large_objects, instance_stats, segment_instances
 
 
 def discs(shape, centres, radius):
@@ -63,3 +63,27 @@ def test_wrong_dimensions():
         segment_instances(np.zeros((2, 10, 10)))
     with pytest.raises(ValueError, match="2-D"):
         instance_stats(np.zeros(10, dtype=int))
+
+
+def test_drop_large_objects_matches_a_naive_loop():
+    labels = np.zeros((120, 160), np.int32)
+    yy, xx = np.mgrid[:120, :160]
+    radii = [4, 5, 5, 6, 4, 5, 14, 5, 11, 6]  # two blobs far above the median area
+    for k, r in enumerate(radii):
+        cy, cx = 15 + 30 * (k // 5), 16 + 30 * (k % 5)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 3 * k + 2  # ids with gaps
+    for ratio in (2.0, 4.0, 8.0, np.inf):
+        out, dropped = drop_large_objects(labels, ratio)
+        ids = [i for i in np.unique(labels) if i]
+        areas = {i: (labels == i).sum() for i in ids}
+        median = np.median(list(areas.values()))
+        kept = [i for i in ids if areas[i] <= ratio * median]  # naive: one object at a time
+        assert dropped == len(ids) - len(kept)
+        assert sorted(np.unique(out[out > 0])) == list(range(1, len(kept) + 1))
+        np.testing.assert_array_equal(out > 0, np.isin(labels, kept))
+    assert drop_large_objects(labels, 4.0)[1] == 2 and drop_large_objects(labels, np.inf)[1] == 0
+    assert drop_large_objects(np.zeros((8, 8), np.int32), 4.0)[1] == 0
+    with pytest.raises(ValueError, match="max_area_ratio"):
+        drop_large_objects(labels, 1.0)
+    with pytest.raises(ValueError, match="max_area_ratio"):
+        drop_large_objects(labels, float("nan"))

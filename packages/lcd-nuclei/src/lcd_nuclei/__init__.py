@@ -17,6 +17,7 @@ _EXPORTS = {
     "bilateral_solve": "bilateral",
     "segment_instances": "instances",
     "instance_stats": "instances",
+    "drop_large_objects": "instances",
     "foreground_iou": "evaluate",
     "count_agreement": "evaluate",
     "instance_f1": "evaluate",

@@ -65,6 +65,9 @@ if typer is not None:
         lam: Annotated[float, typer.Option()] = 64.0,
         min_area: Annotated[int, typer.Option()] = 20,
         min_distance: Annotated[int, typer.Option()] = 5,
+        max_area_ratio: Annotated[
+            float, typer.Option(help="Drop instances above this x the field's median area (inf: keep all).")
+        ] = 4.0,
         inhibition_out: Annotated[
             Path | None, typer.Option("--inhibition", help="Write inhibition % per well (CSV) here.")
         ] = None,
@@ -92,6 +95,7 @@ if typer is not None:
                 lam=lam,
                 min_area=min_area,
                 min_distance=min_distance,
+                max_area_ratio=max_area_ratio,
                 seed=seed,
             )
             adata = count_nuclei(

@@ -14,6 +14,14 @@ from .field import DiscoveryParams, discover_field
 __all__ = ["count_nuclei", "inhibition", "write_labels", "write_overlay"]
 
 MEASURES = ("nuclei_count", "confluency")
+#: per-field columns added to ``obs``
+FIELD_COLUMNS = (
+    "nuclei_count",
+    "confluency",
+    "mean_nucleus_area",
+    "median_nucleus_area",
+    "large_objects_dropped",
+)
 
 
 def _atomic(path: Path, write) -> Path:
@@ -105,7 +113,8 @@ def count_nuclei(
     anndata.AnnData
         One row per field (``uns["lcd"]["level"] = "fov"``): ``obs`` = the manifest's columns plus
         ``manifest_row``, ``nuclei_count``, ``confluency``, ``mean_nucleus_area``,
-        ``median_nucleus_area`` (pixels; NaN when no nucleus); ``X`` = ``nuclei_count, confluency``;
+        ``median_nucleus_area`` (pixels; NaN when no nucleus), ``large_objects_dropped`` (instances
+        removed by the ``max_area_ratio`` size prior); ``X`` = ``nuclei_count, confluency``;
         ``uns["lcd_nuclei"]["params"]``.
     """
     import anndata as ad
@@ -150,12 +159,7 @@ def count_nuclei(
             if overlays_dir is not None:
                 write_overlay(result, Path(overlays_dir) / f"row{i}_overlay.png")
             rows.append(i)
-            records.append(
-                {
-                    k: result[k]
-                    for k in ("nuclei_count", "confluency", "mean_nucleus_area", "median_nucleus_area")
-                }
-            )
+            records.append({k: result[k] for k in FIELD_COLUMNS})
             if bar is not None:
                 bar.advance(task)
     finally:
@@ -163,9 +167,7 @@ def count_nuclei(
             bar.stop()
     obs = df.iloc[rows].reset_index(drop=True).copy()
     obs.insert(0, "manifest_row", rows)
-    measures = pd.DataFrame.from_records(
-        records, columns=["nuclei_count", "confluency", "mean_nucleus_area", "median_nucleus_area"]
-    )
+    measures = pd.DataFrame.from_records(records, columns=list(FIELD_COLUMNS))
     for col in measures:
         obs[col] = measures[col].to_numpy()
     obs.index = pd.Index(obs["manifest_row"].astype(str).to_numpy(), name=None)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .bilateral import BilateralGrid, bilateral_solve
 from .discovery import field_prototype, nucleus_patches, seed_features
-from .instances import instance_stats, segment_instances
+from .instances import drop_large_objects, instance_stats, segment_instances
 
 __all__ = ["DiscoveryParams", "discover_field"]
 
@@ -41,6 +41,10 @@ class DiscoveryParams:
         Bilateral solver (see :func:`lcd_nuclei.bilateral_solve`); ``refine=False`` skips it.
     min_area, min_distance
         Instance splitting (see :func:`lcd_nuclei.segment_instances`).
+    max_area_ratio
+        Drop instances larger than this times the field's median instance area
+        (:func:`lcd_nuclei.drop_large_objects`; their number is reported as ``large_objects_dropped``);
+        ``math.inf`` keeps every instance.
     batch_size, seed
         Tiles per forward pass; k-means seed.
     """
@@ -59,6 +63,7 @@ class DiscoveryParams:
     lam: float = 64.0
     min_area: int = 20
     min_distance: int = 5
+    max_area_ratio: float = 4.0
     batch_size: int = 32
     seed: int = 0
 
@@ -71,6 +76,10 @@ class DiscoveryParams:
             raise ValueError(f"background_seed must be 'field' or 'tile', got {self.background_seed!r}")
         if int(self.n_clusters) < 2:
             raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+        if not self.max_area_ratio > 1:  # also refuses NaN
+            raise ValueError(
+                f"max_area_ratio must be > 1 (inf keeps every instance), got {self.max_area_ratio}"
+            )
         if int(self.contrast_window) < 1:
             raise ValueError(f"contrast_window must be at least 1 patch, got {self.contrast_window}")
 
@@ -102,7 +111,8 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
     dict
         ``labels`` (H, W) int32 nuclei, ``cell_mask`` (H, W) bool, ``nucleus_map`` (H, W) float32
         (refined soft nucleus mask), ``grey`` (H, W) uint8 guide, and the statistics
-        ``nuclei_count``, ``confluency``, ``mean_nucleus_area``, ``median_nucleus_area``.
+        ``nuclei_count``, ``confluency``, ``mean_nucleus_area``, ``median_nucleus_area``,
+        ``large_objects_dropped``.
     """
     import lcd_embed as le
     import torch
@@ -183,6 +193,7 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
         cell_map = bilateral_solve(grey, cell_map, 0.999, lam=params.lam, grid=bgrid)
         nucleus_map = bilateral_solve(grey, nucleus_map, 0.999, lam=params.lam, grid=bgrid)
     labels = segment_instances(nucleus_map, min_area=params.min_area, min_distance=params.min_distance)
+    labels, n_dropped = drop_large_objects(labels, params.max_area_ratio)
     stats = instance_stats(labels)
     cell_mask = cell_map > 0.5
     return {
@@ -194,4 +205,5 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
         "confluency": float(cell_mask.mean()),
         "mean_nucleus_area": stats["mean_nucleus_area"],
         "median_nucleus_area": stats["median_nucleus_area"],
+        "large_objects_dropped": n_dropped,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["instance_stats", "segment_instances"]
+__all__ = ["drop_large_objects", "instance_stats", "segment_instances"]
 
 
 def segment_instances(
@@ -85,6 +85,37 @@ def _remove_small_labels(labels: np.ndarray, min_area: int) -> np.ndarray:
     new_ids = np.zeros(sizes.size, dtype=np.int64)
     new_ids[keep] = np.arange(1, keep.sum() + 1)
     return new_ids[labels]
+
+
+def drop_large_objects(labels: np.ndarray, max_area_ratio: float = 4.0) -> tuple[np.ndarray, int]:
+    """Remove instances larger than ``max_area_ratio`` times the field's median instance area.
+
+    A shape prior of the unsupervised nuclei step: nuclei of one field have similar sizes, while a
+    dark stretch of cytoplasm picked by the cluster step forms one large blob. The ratio is relative
+    to the field's own median, so a treatment that enlarges every nucleus is kept; only outliers
+    (more than ``max_area_ratio`` x the median area, i.e. 2x the diameter at 4) are dropped, and
+    their number is returned so the caller can record it.
+
+    Returns
+    -------
+    labels, n_dropped
+        Relabelled (1..n consecutive) int32 labels and the number of instances removed;
+        ``max_area_ratio=math.inf`` removes nothing.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D (H, W), got shape {labels.shape}")
+    if not max_area_ratio > 1:  # also refuses NaN
+        raise ValueError(f"max_area_ratio must be > 1 (inf keeps every instance), got {max_area_ratio}")
+    sizes = np.bincount(labels.ravel())
+    present = np.flatnonzero(sizes[1:]) + 1
+    if present.size == 0:
+        return labels.astype(np.int32), 0
+    keep = np.zeros(sizes.size, dtype=bool)
+    keep[present] = sizes[present] <= max_area_ratio * np.median(sizes[present])
+    new_ids = np.zeros(sizes.size, dtype=np.int64)
+    new_ids[keep] = np.arange(1, keep.sum() + 1)
+    return new_ids[labels].astype(np.int32), int(present.size - keep.sum())
 
 
 def instance_stats(labels: np.ndarray) -> dict[str, float]:
