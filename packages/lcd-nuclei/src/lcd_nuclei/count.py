@@ -60,9 +60,11 @@ def write_overlay(result: dict, path: str | os.PathLike, *, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(6, 6), dpi=120)
     ax.imshow(rgb)
     ax.set_axis_off()
-    ax.set_title(
-        title or f"{result['nuclei_count']} nuclei, confluency {result['confluency']:.1%}", fontsize=9
-    )
+    dropped = result.get("large_objects_dropped", 0)
+    default_title = f"{result['nuclei_count']} nuclei, confluency {result['confluency']:.1%}"
+    if dropped:
+        default_title += f" ({dropped} objects > max_area_ratio x median area dropped)"
+    ax.set_title(title or default_title, fontsize=9)
 
     def save(tmp):
         fig.savefig(tmp, format="png", bbox_inches="tight")
