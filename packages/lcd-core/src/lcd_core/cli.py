@@ -1,0 +1,149 @@
+"""The CLI scaffold every ``lcd-<name>`` command is built on (needs typer: import only from CLI modules).
+
+- :func:`make_app`: a Typer app with ``--version``, ``-v/--verbose``, ``-q/--quiet`` and shell
+  completion, the same in every package;
+- :func:`handles_bad_input`: an :class:`~lcd_core.InputError` (or a missing/unreadable path) becomes
+  ``error: <one line>`` on stderr and exit code 2. Nothing else is caught: a bug in our code keeps
+  its traceback instead of posing as bad input;
+- :func:`split_list`: the one list syntax (repeat the option, or separate values by commas);
+- :func:`optional_key`: ``none`` / empty means "no such column";
+- :data:`Out`: the ``--out/-o`` option for a command's output.
+"""
+
+# no `from __future__ import annotations`: typer reads these annotations at run time
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from .errors import InputError, one_line
+from .log import set_verbosity
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Errors that mean "fix your input": the library's InputError and OS errors about a named path.
+BAD_INPUT: tuple[type[BaseException], ...] = (
+    InputError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output file (format by suffix).")]
+OptionalOut = Annotated[Path | None, typer.Option("--out", "-o", help="Output file (format by suffix).")]
+
+
+def fail(message: object) -> NoReturn:
+    """Print ``error: <one line>`` on stderr and exit with code 2."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(code=2)
+
+
+def handles_bad_input(fn: F) -> F:
+    """Decorate a command: bad input (:data:`BAD_INPUT`) ends in one line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BAD_INPUT as exc:
+            fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def package_version(package: str) -> str:
+    """The installed version of a distribution (``"unknown"`` when run from a bare source tree)."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def make_app(name: str, help: str, *, package: str) -> typer.Typer:
+    """A Typer app with the options every LCD command shares.
+
+    Parameters
+    ----------
+    name
+        Command name as mounted under ``lcd`` (``metrics``) and shown in help.
+    help
+        One-paragraph description.
+    package
+        Distribution name for ``--version`` (``lcd-metrics``).
+    """
+    app = typer.Typer(
+        name=name, help=help, no_args_is_help=True, add_completion=True, pretty_exceptions_show_locals=False
+    )
+
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(f"{package} {package_version(package)}")
+            raise typer.Exit()
+
+    @app.callback()
+    def _options(
+        show_version: Annotated[
+            bool,
+            typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True),
+        ] = False,
+        verbose: Annotated[
+            int, typer.Option("--verbose", "-v", count=True, help="More messages (-vv: debug).")
+        ] = 0,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+        ] = False,
+    ) -> None:
+        set_verbosity(-1 if quiet else verbose)
+
+    _options.__doc__ = help
+    return app
+
+
+def split_list(values: Sequence[str] | str | None) -> list[str] | None:
+    """The one list syntax: ``--opt a --opt b`` and ``--opt a,b`` both give ``["a", "b"]``; none -> None."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    out = [part.strip() for value in values for part in str(value).split(",")]
+    out = [p for p in out if p]
+    return out or None
+
+
+def split_ints(values: Sequence[str] | str | None, *, option: str) -> list[int] | None:
+    """:func:`split_list` of integers; a non-integer is a one-line error naming ``option``."""
+    items = split_list(values)
+    if items is None:
+        return None
+    try:
+        return [int(v) for v in items]
+    except ValueError:
+        fail(f"{option}: expected integers separated by commas, got {','.join(items)!r}")
+
+
+def optional_key(key: str | None) -> str | None:
+    """``none`` or an empty value means "this column does not exist" (single timepoint, no dose)."""
+    if key is None or key.strip().lower() in ("", "none", "null"):
+        return None
+    return key
+
+
+def main_for(app: typer.Typer) -> Callable[[], None]:
+    """The ``main()`` of a package's script: run ``app`` (standalone mode: exit codes as Typer sets them)."""
+
+    def main() -> None:
+        app()
+
+    return main
+
+
+def echo_done(message: str) -> None:
+    """A command's closing line on stderr (kept out of stdout so stdout can be piped)."""
+    print(message, file=sys.stderr)
