@@ -74,7 +74,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def apply_umask(path: str | os.PathLike) -> None:
-    """Give ``path`` (and everything below a folder) the modes ``open()``/``mkdir`` give under the umask."""
+    """Give ``path`` (and everything below a folder) the modes ``open()``/``mkdir`` give under the umask.
+
+    Parameters
+    ----------
+    path
+        A file or folder.
+    """
     path = Path(path)
     mask = current_umask()
     file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask
@@ -131,12 +137,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically (UTF-8)."""
+    """Write a text file atomically (UTF-8).
+
+    Parameters
+    ----------
+    path
+        Output file.
+    text
+        Its content.
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write a binary file atomically."""
+    """Write a binary file atomically.
+
+    Parameters
+    ----------
+    path
+        Output file.
+    data
+        Its content.
+    """
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -149,6 +171,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     renamed into place, and the old one deleted; on error the temporary is deleted and ``path`` is
     untouched. A folder cannot replace a non-empty folder in one rename, so there is a moment where
     ``path`` is absent, never one where it is half-written.
+
+    Parameters
+    ----------
+    path
+        The output folder (or file) to create or replace.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +217,13 @@ def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = False) ->
     Only names of the form ``.<name>.tmp-<pid>-*`` / ``.<name>.old-<pid>-*`` whose ``pid`` is not a
     running process are touched, so concurrent writers keep their temporaries. (On a filesystem shared
     between hosts a pid can be alive elsewhere; callers that share a folder across hosts hold a lock.)
+
+    Parameters
+    ----------
+    folder
+        The folder holding outputs.
+    recursive
+        Also look in sub-folders.
     """
     folder = Path(folder)
     if not folder.is_dir():

@@ -82,7 +82,17 @@ def control_mask(
 
 
 def groups_without_controls(obs: pd.DataFrame, mask: np.ndarray, keys: Sequence[str]) -> list[dict]:
-    """The key values of each group of ``obs`` (by ``keys``) that has no control row, for messages."""
+    """The key values of each group of ``obs`` (by ``keys``) that has no control row, for messages.
+
+    Parameters
+    ----------
+    obs
+        Metadata.
+    mask
+        Control mask (one value per row).
+    keys
+        Group columns.
+    """
     if not keys:
         return [] if np.asarray(mask).any() else [{}]
     frame = obs[list(keys)].reset_index(drop=True).assign(_ctrl=np.asarray(mask, bool))

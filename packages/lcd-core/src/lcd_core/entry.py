@@ -15,7 +15,15 @@ CLI_MODULES = ("typer", "rich", "click")
 
 
 def load_app(module: str, attr: str = "app") -> Any | None:
-    """``module.attr`` (a Typer app), or ``None`` when typer/rich/click is not installed."""
+    """``module.attr`` (a Typer app), or ``None`` when typer/rich/click is not installed.
+
+    Parameters
+    ----------
+    module
+        Dotted module path of the command module.
+    attr
+        Name of the Typer app in it.
+    """
     try:
         return getattr(import_module(module), attr)
     except ImportError as exc:
@@ -25,7 +33,17 @@ def load_app(module: str, attr: str = "app") -> Any | None:
 
 
 def run_cli(module: str, *, install_hint: str, attr: str = "app") -> None:
-    """Run the Typer app ``module.attr``; without the CLI extra print ``install_hint`` and exit 1."""
+    """Run the Typer app ``module.attr``; without the CLI extra print ``install_hint`` and exit 1.
+
+    Parameters
+    ----------
+    module
+        Dotted module path of the command module.
+    install_hint
+        Printed when typer is missing.
+    attr
+        Name of the Typer app in it.
+    """
     app = load_app(module, attr)
     if app is None:
         print(install_hint, file=sys.stderr)

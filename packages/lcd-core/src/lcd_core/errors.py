@@ -37,6 +37,13 @@ def one_line(message: object, *, limit: int = MAX_MESSAGE) -> str:
     """The first non-empty line of ``message`` (an exception or text), cut to ``limit`` characters.
 
     Library errors (pandas parsers, h5py, torch) often span many lines; a CLI prints one.
+
+    Parameters
+    ----------
+    message
+        An exception or a text.
+    limit
+        Longest line kept.
     """
     if isinstance(message, BaseException):
         text = str(message) or type(message).__name__
@@ -48,5 +55,11 @@ def one_line(message: object, *, limit: int = MAX_MESSAGE) -> str:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``TypeName: first line`` of a third-party exception, for wrapping it in an :class:`InputError`."""
+    """``TypeName: first line`` of a third-party exception, for wrapping it in an :class:`InputError`.
+
+    Parameters
+    ----------
+    exc
+        Any exception.
+    """
     return f"{type(exc).__name__}: {one_line(exc)}"

@@ -85,7 +85,13 @@ def storable_column(col: pd.Series) -> pd.Series:
 
 
 def storable_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with every column :func:`storable_column`-converted and a string index."""
+    """A copy of ``frame`` with every column :func:`storable_column`-converted and a string index.
+
+    Parameters
+    ----------
+    frame
+        obs or var.
+    """
     out = frame.copy()
     for name in out.columns:
         out[name] = storable_column(out[name])
@@ -99,6 +105,11 @@ def to_jsonable(value: Any) -> Any:
 
     ``None`` entries of mappings are left out (h5ad cannot store ``None``): an unset option is simply
     absent from the recorded parameters.
+
+    Parameters
+    ----------
+    value
+        Any parameter value.
     """
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items() if v is not None}
@@ -113,12 +124,24 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def record_params(adata: Any, key_added: str, params: Mapping[str, Any], **extra: Any) -> None:
-    """Store a step's parameters in ``adata.uns[key_added]["params"]`` (scanpy's convention)."""
-    entry = dict(adata.uns.get(key_added, {})) if isinstance(adata.uns.get(key_added), Mapping) else {}
+def record_params(adata: Any, key: str, params: Mapping[str, Any], **extra: Any) -> None:
+    """Store a step's parameters in ``adata.uns[key]["params"]`` (scanpy's convention).
+
+    Parameters
+    ----------
+    adata
+        The AnnData written into.
+    key
+        The ``uns`` key (the function's ``key_added``).
+    params
+        The step's parameters.
+    extra
+        Other entries stored beside ``params``.
+    """
+    entry = dict(adata.uns.get(key, {})) if isinstance(adata.uns.get(key), Mapping) else {}
     entry["params"] = to_jsonable(dict(params))
     entry.update(to_jsonable(extra))
-    adata.uns[key_added] = entry
+    adata.uns[key] = entry
 
 
 def _storable_copy(adata: Any) -> Any:
@@ -139,7 +162,15 @@ def _storable_copy(adata: Any) -> Any:
 
 
 def write_h5ad(adata: Any, path: str | os.PathLike) -> Path:
-    """Write ``adata`` to ``.h5ad`` (or a ``.zarr`` folder) atomically, with storable metadata."""
+    """Write ``adata`` to ``.h5ad`` (or a ``.zarr`` folder) atomically, with storable metadata.
+
+    Parameters
+    ----------
+    adata
+        The AnnData (not modified).
+    path
+        Output ``.h5ad`` file or ``.zarr`` folder.
+    """
     path = Path(path)
     if path.suffix.lower() not in ANNDATA_SUFFIXES:
         raise InputError(f"{path}: an AnnData output must end in .h5ad or .zarr")
@@ -154,7 +185,15 @@ def write_h5ad(adata: Any, path: str | os.PathLike) -> Path:
 
 
 def read_h5ad(path: str | os.PathLike, *, what: str = "AnnData file") -> Any:
-    """Read an ``.h5ad`` file or ``.zarr`` folder; one line naming the file when it is not valid."""
+    """Read an ``.h5ad`` file or ``.zarr`` folder; one line naming the file when it is not valid.
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` file or ``.zarr`` folder.
+    what
+        What the file is, for messages.
+    """
     import anndata as ad
 
     path = Path(path)

@@ -12,7 +12,13 @@ from .errors import InputError
 
 
 def as_list(keys: str | Sequence[str] | None) -> list[str]:
-    """A key, a sequence of keys or ``None`` as a list of column names."""
+    """A key, a sequence of keys or ``None`` as a list of column names.
+
+    Parameters
+    ----------
+    keys
+        A column name, several, or ``None``.
+    """
     if keys is None:
         return []
     if isinstance(keys, str):
@@ -31,6 +37,17 @@ def check_keys(
 
     Missing values in a grouping column would silently drop rows from groups, so they are refused
     (``allow_missing=True`` for columns where missing means "not applicable", e.g. ``moa``).
+
+    Parameters
+    ----------
+    obs
+        Metadata, one row per profile.
+    keys
+        Column names that must exist.
+    source
+        Named in messages (a file path).
+    allow_missing
+        Accept missing values in the columns.
     """
     keys = as_list(keys)
     cols = [str(c) for c in obs.columns]
@@ -50,7 +67,15 @@ def check_keys(
 
 
 def describe_group(keys: Sequence[str], values: Sequence[Any] | Any) -> str:
-    """``plate='P1', timepoint=24`` for messages and ``reason`` columns."""
+    """``plate='P1', timepoint=24`` for messages and ``reason`` columns.
+
+    Parameters
+    ----------
+    keys
+        Column names.
+    values
+        The group's value of each column.
+    """
     if not isinstance(values, tuple | list):
         values = (values,)
     plain = [v.item() if isinstance(v, np.generic) else v for v in values]
@@ -58,7 +83,15 @@ def describe_group(keys: Sequence[str], values: Sequence[Any] | Any) -> str:
 
 
 def group_codes(obs: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Integer group code per row for the combination of ``keys`` (sorted), and the key values per group."""
+    """Integer group code per row for the combination of ``keys`` (sorted), and the key values per group.
+
+    Parameters
+    ----------
+    obs
+        Metadata.
+    keys
+        Columns defining the groups (empty: one group).
+    """
     keys = list(keys)
     if not keys:
         return np.zeros(len(obs), dtype=np.int64), pd.DataFrame(index=[0])

@@ -13,7 +13,13 @@ _state = {"verbosity": 0}
 
 
 def set_verbosity(level: int) -> None:
-    """``-1`` quiet (warnings only, no progress bars), ``0`` normal, ``1`` and more: debug messages."""
+    """``-1`` quiet (warnings only, no progress bars), ``0`` normal, ``1`` and more: debug messages.
+
+    Parameters
+    ----------
+    level
+        The verbosity level.
+    """
     _state["verbosity"] = int(level)
     root = logging.getLogger("lcd")
     root.setLevel(logging.WARNING if level < 0 else logging.INFO if level == 0 else logging.DEBUG)
@@ -36,6 +42,12 @@ def show_progress() -> bool:
 
 
 def get_logger(name: str) -> logging.Logger:
-    """The logger ``lcd.<name>`` (``name`` without the ``lcd_`` prefix is fine either way)."""
+    """The logger ``lcd.<name>`` (``name`` without the ``lcd_`` prefix is fine either way).
+
+    Parameters
+    ----------
+    name
+        Package or module name.
+    """
     short = name.removeprefix("lcd_").removeprefix("lcd.")
     return logging.getLogger(f"lcd.{short}")

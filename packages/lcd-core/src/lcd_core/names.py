@@ -51,7 +51,6 @@ FORBIDDEN_NAMES: dict[str, str] = {
     "outdir": "out",
     "control_query": "control",
     "negcon": "control",
-    "value": "count_key (for counts) or a specific name",
     "count_col": "count_key",
     "inplace": "copy",
     "time_key": "timepoint_key",

@@ -30,7 +30,15 @@ def given(**options: Any) -> dict[str, Any]:
 
 
 def accepted_options(target: Callable | type, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """Keyword options of a function or dataclass: ``{name: annotation}`` (``Any`` when unknown)."""
+    """Keyword options of a function or dataclass: ``{name: annotation}`` (``Any`` when unknown).
+
+    Parameters
+    ----------
+    target
+        A function or dataclass.
+    exclude
+        Parameter names left out (set by the caller).
+    """
     skip = set(exclude)
     try:
         hints = typing.get_type_hints(target)

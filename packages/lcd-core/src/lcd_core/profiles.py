@@ -25,7 +25,13 @@ SOURCE_KEY = "source"  # adata.uns["lcd"]["source"]: the file profiles were read
 
 
 def source_of(adata: Any) -> str:
-    """The file an AnnData was loaded from (recorded by :func:`load_profiles`), else ``"AnnData"``."""
+    """The file an AnnData was loaded from (recorded by :func:`load_profiles`), else ``"AnnData"``.
+
+    Parameters
+    ----------
+    adata
+        Profiles.
+    """
     lcd = adata.uns.get("lcd") if hasattr(adata, "uns") else None
     if isinstance(lcd, dict) and isinstance(lcd.get(SOURCE_KEY), str):
         return lcd[SOURCE_KEY]
@@ -33,7 +39,15 @@ def source_of(adata: Any) -> str:
 
 
 def rep_name(*, layer: str | None = None, use_rep: str | None = None) -> str:
-    """Where features come from, for messages and provenance: ``X``, ``layers['a']`` or ``obsm['b']``."""
+    """Where features come from, for messages and provenance: ``X``, ``layers['a']`` or ``obsm['b']``.
+
+    Parameters
+    ----------
+    layer
+        A layer name, or ``None``.
+    use_rep
+        An obsm key, or ``None``.
+    """
     if layer is not None and use_rep is not None:
         raise InputError("give layer= or use_rep=, not both")
     if layer is not None:
@@ -50,6 +64,15 @@ def table_to_anndata(
 
     Metadata column names are kept unchanged (``Metadata_Plate`` stays ``Metadata_Plate``); the obs
     index is ``"0".."n-1"``. The input frame is not modified.
+
+    Parameters
+    ----------
+    frame
+        One row per profile.
+    features
+        Feature columns or a regex (:func:`lcd_core.feature_columns`).
+    source
+        Recorded in ``uns["lcd"]["source"]`` and named in messages.
     """
     import anndata as ad
 
@@ -197,7 +220,17 @@ def get_rep(
 
 
 def check_finite(mat: np.ndarray, row_ids: Sequence, source: str) -> None:
-    """Raise naming the count of NaN/inf values and the first row ids that hold them."""
+    """Raise naming the count of NaN/inf values and the first row ids that hold them.
+
+    Parameters
+    ----------
+    mat
+        The matrix.
+    row_ids
+        Row names, for the message.
+    source
+        Named in the message.
+    """
     ok = np.isfinite(mat)
     if ok.all():
         return

@@ -81,7 +81,21 @@ def progress(
 def track(
     iterable: Iterable[T], description: str, *, total: int | None = None, enabled: bool = True, unit: str = ""
 ) -> Iterator[T]:
-    """Iterate ``iterable`` with a :func:`progress` bar (``total`` from ``len()`` when it has one)."""
+    """Iterate ``iterable`` with a :func:`progress` bar (``total`` from ``len()`` when it has one).
+
+    Parameters
+    ----------
+    iterable
+        What to iterate.
+    description
+        Shown left of the bar.
+    total
+        Number of items (default: ``len(iterable)``).
+    enabled
+        ``False``: no bar.
+    unit
+        Name of one item, for the rate.
+    """
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     with progress(total, description, enabled=enabled, unit=unit) as advance:

@@ -47,7 +47,13 @@ _SEPARATORS = {"csv": ",", "tsv": "\t"}
 
 
 def table_format(path: str | os.PathLike) -> str:
-    """The format of ``path`` by its suffix (:data:`TABLE_SUFFIXES`); one-line error for any other."""
+    """The format of ``path`` by its suffix (:data:`TABLE_SUFFIXES`); one-line error for any other.
+
+    Parameters
+    ----------
+    path
+        A file name.
+    """
     name = Path(path).name.lower()
     for suffix in sorted(TABLE_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
@@ -64,7 +70,15 @@ def _need_parquet(path: Path) -> None:
 
 
 def check_input_file(path: str | os.PathLike, *, what: str = "file") -> Path:
-    """``path`` as a Path when it is an existing file; else one line saying what it is instead."""
+    """``path`` as a Path when it is an existing file; else one line saying what it is instead.
+
+    Parameters
+    ----------
+    path
+        The input path.
+    what
+        What the file is, for the message.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a {what}")
@@ -76,7 +90,15 @@ def check_input_file(path: str | os.PathLike, *, what: str = "file") -> Path:
 def check_output_path(
     path: str | os.PathLike, *, formats: tuple[str, ...] = ("csv", "tsv", "parquet")
 ) -> Path:
-    """Refuse an output path whose suffix is not one of ``formats`` (or is a folder), before any work."""
+    """Refuse an output path whose suffix is not one of ``formats`` (or is a folder), before any work.
+
+    Parameters
+    ----------
+    path
+        The output path.
+    formats
+        Accepted formats (names from :data:`TABLE_SUFFIXES`).
+    """
     path = Path(path)
     fmt = table_format(path)
     if fmt not in formats:
@@ -91,6 +113,13 @@ def check_output_path(
 
 def read_table(path: str | os.PathLike, *, what: str = "table") -> pd.DataFrame:
     """Read a csv / tsv / parquet table by its suffix.
+
+    Parameters
+    ----------
+    path
+        A .csv/.csv.gz/.tsv/.txt/.parquet/.pq file.
+    what
+        What the file is, for messages (``"plate map"``).
 
     Raises
     ------
@@ -121,7 +150,15 @@ def read_table(path: str | os.PathLike, *, what: str = "table") -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` (without its index) as csv / tsv / parquet by suffix, atomically."""
+    """Write ``frame`` (without its index) as csv / tsv / parquet by suffix, atomically.
+
+    Parameters
+    ----------
+    frame
+        The table.
+    path
+        Output file; its suffix decides the format.
+    """
     path = check_output_path(path)
     fmt = table_format(path)
     if fmt == "parquet":
@@ -130,7 +167,15 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write a JSON document atomically (sorted keys, numpy scalars as numbers)."""
+    """Write a JSON document atomically (sorted keys, numpy scalars as numbers).
+
+    Parameters
+    ----------
+    obj
+        JSON-able object (numpy scalars and paths allowed).
+    path
+        Output file.
+    """
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
     return atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
@@ -146,7 +191,15 @@ def _json_default(value: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
-    """Read a JSON document; one line naming the file when it is missing or not valid JSON."""
+    """Read a JSON document; one line naming the file when it is missing or not valid JSON.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file is, for messages.
+    """
     path = check_input_file(path, what=what)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -155,7 +208,15 @@ def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
 
 
 def write_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Write numeric arrays to an ``.npz`` atomically (read back without pickle)."""
+    """Write numeric arrays to an ``.npz`` atomically (read back without pickle).
+
+    Parameters
+    ----------
+    arrays
+        Name to numeric array.
+    path
+        Output file (``.npz``).
+    """
 
     def _write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -165,7 +226,15 @@ def write_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path
 
 
 def read_npz(path: str | os.PathLike, *, what: str = ".npz file") -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` (no pickle); one line naming the file when it is not valid."""
+    """Read every array of an ``.npz`` (no pickle); one line naming the file when it is not valid.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file is, for messages.
+    """
     path = check_input_file(path, what=what)
     try:
         with np.load(path, allow_pickle=False) as data:

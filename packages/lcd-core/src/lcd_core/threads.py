@@ -22,7 +22,13 @@ SMALL_WORK_FLOPS = 2.0e7
 
 @contextlib.contextmanager
 def blas_threads(limit: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP pools to ``limit`` threads inside the block (``None``: leave them as they are)."""
+    """Limit BLAS/OpenMP pools to ``limit`` threads inside the block (``None``: leave them as they are).
+
+    Parameters
+    ----------
+    limit
+        Threads for BLAS/OpenMP inside the block; ``None`` leaves them unchanged.
+    """
     if limit is None or importlib.util.find_spec("threadpoolctl") is None:
         yield
         return
@@ -33,5 +39,11 @@ def blas_threads(limit: int | None) -> Iterator[None]:
 
 
 def threads_for(flops_per_call: float) -> int | None:
-    """One thread for products smaller than :data:`SMALL_WORK_FLOPS`, else ``None`` (library default)."""
+    """One thread for products smaller than :data:`SMALL_WORK_FLOPS`, else ``None`` (library default).
+
+    Parameters
+    ----------
+    flops_per_call
+        Floating-point operations of one call of the kernel.
+    """
     return 1 if flops_per_call < SMALL_WORK_FLOPS else None
