@@ -24,6 +24,7 @@ from lcd_pipeline.truth import activity_vs_truth
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 REDUCED = {
+    "preset": "quick",
     "input": {
         "simulate": {
             "preset": "demo",
@@ -37,7 +38,7 @@ REDUCED = {
     "metrics": {"n_draws": 100, "threshold": 0.8},
     "moa": {"n_folds": 3},
     "attention": {"n_fields": 1},
-    "nuclei": {"n_fields": 3},
+    "nuclei": {"fields_per_well": 1},
 }
 
 

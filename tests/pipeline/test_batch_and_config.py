@@ -63,7 +63,9 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="exactly one of"):
         resolve({"input": {"manifest": "a.csv", "embeddings": "b.h5ad"}})
     with pytest.raises(ConfigError, match=r"norm\.use"):
-        resolve({"input": {"simulate": {}}, "norm": {"methods": ["none"], "use": "harmony"}})
+        resolve(
+            {"input": {"simulate": {}}, "preset": "quick", "norm": {"methods": ["none"], "use": "harmony"}}
+        )
 
 
 def test_cli_run_and_report_bad_input_exit_2(tmp_path):

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from lcd_core.cli import handles_bad_input
+
 from .mount import MountedApp, discover
 
 
@@ -78,48 +80,45 @@ def simulate_cmd(
     typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
 
 
-def _run_engine(cfg: dict, stop_after: str | None) -> Path:
+def _run_engine(cfg: dict, stop_after: str | None, dry_run: bool = False) -> Path:
     from .engine import run_pipeline
 
-    try:
-        return run_pipeline(cfg, log=typer.echo, stop_after=stop_after)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
-    raise AssertionError("unreachable")
+    return run_pipeline(cfg, log=typer.echo, stop_after=stop_after, dry_run=dry_run)
 
 
 @app.command("demo")
+@handles_bad_input
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="Results folder (re-running continues where it stopped).")] = Path(
-        "lcd-demo"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Results folder (re-running continues where it stopped).")
+    ] = Path("lcd-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the simulation, training and resampling.")] = 0,
     stop_after: Annotated[str | None, typer.Option(help="Stop after this stage (e.g. 'activity').")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print which stages would run and why; run nothing.")] = False,
 ) -> None:
     """Simulate a small plate, train a tiny ViT, embed, normalize, score activity and MoA, write a report."""
     from .config import demo_config
 
-    root = _run_engine(demo_config(out, seed=seed), stop_after)
+    root = _run_engine(demo_config(out, seed=seed), stop_after, dry_run)
     report = root / "report.html"
-    if report.exists():
+    if report.exists() and not dry_run:
         typer.echo(f"report: {report.resolve()}")
 
 
 @app.command("run")
+@handles_bad_input
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="YAML config (see lcd_pipeline.config for the keys).")],
     stop_after: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print which stages would run and why; run nothing.")] = False,
 ) -> None:
-    """Run the pipeline stages on your data; stages whose outputs exist are skipped (resumable)."""
-    from .config import ConfigError, load
+    """Run the stages whose outputs are missing or no longer match the config, inputs and package versions."""
+    from .config import load
 
-    try:
-        cfg = load(config)
-    except ConfigError as exc:
-        _fail(str(exc))
-    root = _run_engine(cfg, stop_after)
+    cfg = load(config)
+    root = _run_engine(cfg, stop_after, dry_run)
     report = root / "report.html"
-    if report.exists():
+    if report.exists() and not dry_run:
         typer.echo(f"report: {report.resolve()}")
 
 

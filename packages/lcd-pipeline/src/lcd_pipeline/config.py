@@ -1,4 +1,4 @@
-"""Run configuration (``lcd run CONFIG.yaml``) and the built-in demo configuration (``lcd demo``).
+"""Run configuration (``lcd run CONFIG.yaml``), the two presets, and the checks run before any stage.
 
 A config is a plain mapping; every section is optional except one input. Example::
 
@@ -6,24 +6,33 @@ A config is a plain mapping; every section is optional except one input. Example
     input:                       # exactly one of:
       simulate: {preset: demo, seed: 0}
       # manifest: plate/manifest.csv
-      # opera: {image_dirs: [export/P1, export/P2], plate_map: platemap.csv}
+      # opera: {image_dirs: [export/P1_t1, export/P1_t2], plate_map: platemap.csv}
       # embeddings: tiles.h5ad   # start from embeddings (no images, no training)
+    preset: paper                # or quick; needed when no checkpoint is given and images are the input
     checkpoint: null             # a backbone folder (lcd-embed layout): skip training
     control: "compound == 'DMSO'"
-    ssl: {steps: 60, seed: 0}    # any lcd_ssl.TrainConfig field, plus steps (max_steps)
-    embed: {batch_size: 64}
+    seed: 0
+    threads: null                # torch CPU threads; null: torch's own choice
+    ssl: {epochs: 60}            # any lcd_ssl.TrainConfig field, plus steps (a step budget)
+    embed: {batch_size: 64}      # lcd_embed.embed options; preprocessing: {...} overrides the recipe
     norm: {methods: [none, mad, harmony, fastmnn, mad_harmony_fov], use: mad_harmony_fov}
-    metrics: {n_draws: 200, threshold: 0.8}
-    moa: {n_folds: 3}
+    metrics: {n_draws: 1000, threshold: 0.8}
+    moa: {n_folds: 5}
     attention: {n_fields: 2}
-    nuclei: {n_fields: 6}        # fields counted by lcd-nuclei (attention discovery; seconds per field on CPU)
+    nuclei: {fields_per_well: null}  # null: every field is counted
+
+Every key of every section is checked against the function (or dataclass) it feeds before any stage
+runs (:func:`validate`): a typo or a wrong type is one line naming ``section.key``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from lcd_core import ConfigError
 
 INPUT_KINDS = ("simulate", "manifest", "opera", "embeddings")
 
@@ -32,7 +41,7 @@ INPUT_KINDS = ("simulate", "manifest", "opera", "embeddings")
 #: resolution, content-aware crops, lr 2e-4, a sharper teacher (0.02) and a slower center (0.97).
 #: With DINO's long-run settings (lr 1e-3, teacher 0.04, center 0.9) the 60 steps collapsed
 #: (teacher entropy ≈ ln(out_dim)).
-DEMO_SSL: dict[str, Any] = {
+QUICK_SSL: dict[str, Any] = {
     "variant": "dino",
     "model": "vit_tiny_patch16_224",
     "model_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8},
@@ -57,12 +66,40 @@ DEMO_SSL: dict[str, Any] = {
     "precision": "fp32",
     "progress": False,
 }
+DEMO_SSL = QUICK_SSL  # the name used before presets existed
+
+#: The LCD paper's model, schedule and design: ViT-S/16 trained with plane-agnostic crops, DINO,
+#: Barlow Twins and cross-batch pairs (``pa+dino+barlow+xb``), 60 epochs of the DINO schedule from a
+#: start LR of 1e-3, 3 local crops per source image (6 in all: cross-batch views come from two images);
+#: mAP-ES from 1000 draws; 5-fold MoA cross-validation. The other TrainConfig values are DINO's
+#: ViT-S/16 defaults (lcd-ssl). Training this takes GPU hours on a real screen.
+PAPER: dict[str, Any] = {
+    "ssl": {
+        "variant": "pa+dino+barlow+xb",
+        "model": "vit_small_patch16_224",
+        "epochs": 60,
+        "lr": 1e-3,
+        "n_local_crops": 6,
+    },
+    "metrics": {"n_draws": 1000},
+    "moa": {"n_folds": 5},
+}
+
+QUICK: dict[str, Any] = {
+    "ssl": QUICK_SSL,
+    "metrics": {"n_draws": 200},
+    "moa": {"n_folds": 3},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"paper": PAPER, "quick": QUICK}
 
 DEFAULTS: dict[str, Any] = {
     "results": "results",
+    "preset": None,
     "checkpoint": None,
     "control": "compound == 'DMSO'",
     "seed": 0,
+    "threads": None,
     "ssl": {},
     "embed": {"batch_size": 64, "pooling": "cls"},
     "norm": {
@@ -70,32 +107,82 @@ DEFAULTS: dict[str, Any] = {
         "use": "mad_harmony_fov",
         "null_size": 200,
     },
-    "metrics": {"n_draws": 200, "threshold": 0.8},
-    "moa": {"n_folds": 3},
+    "metrics": {"n_draws": 1000, "threshold": 0.8},
+    "moa": {"n_folds": 5},
     "attention": {"n_fields": 2},
-    "nuclei": {"n_fields": 6},
+    "nuclei": {"fields_per_well": None},
 }
 
+TOP_LEVEL_TYPES: dict[str, Any] = {
+    "results": str,
+    "preset": str | None,
+    "checkpoint": str | None,
+    "control": str,
+    "seed": int,
+    "threads": int | None,
+}
 
-class ConfigError(ValueError):
-    """An invalid run configuration (the message names the key)."""
+SECTIONS = ("ssl", "embed", "norm", "metrics", "moa", "attention", "nuclei")
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
+def _merge(base: Mapping, extra: Mapping) -> dict:
+    out = copy.deepcopy(dict(base))
     for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            _merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else copy.deepcopy(v)
+        )
     return out
 
 
-def resolve(config: dict, base_dir: str | Path = ".") -> dict:
-    """Fill the defaults, check the input section and make the paths absolute (relative to ``base_dir``)."""
-    if not isinstance(config, dict):
-        raise ConfigError("the config must be a mapping (YAML dictionary)")
+def _check_top_level(config: Mapping) -> None:
+    from lcd_core.options import conforms
+
     unknown = set(config) - set(DEFAULTS) - {"input"}
     if unknown:
         raise ConfigError(f"unknown config key(s): {sorted(unknown)}; known: {sorted([*DEFAULTS, 'input'])}")
-    cfg = _merge(DEFAULTS, config)
+    for key, annotation in TOP_LEVEL_TYPES.items():
+        if key in config and not conforms(config[key], annotation):
+            raise ConfigError(
+                f"{key}: expected {annotation}, got {type(config[key]).__name__} {config[key]!r}"
+            )
+    for section in SECTIONS:
+        if section in config and config[section] is not None and not isinstance(config[section], Mapping):
+            raise ConfigError(
+                f"{section}: expected a mapping of options, got {type(config[section]).__name__}"
+            )
+    if config.get("preset") is not None and config["preset"] not in PRESETS:
+        raise ConfigError(f"preset: {config['preset']!r} is not one of {sorted(PRESETS)}")
+
+
+def resolve(config: dict, base_dir: str | Path = ".") -> dict:
+    """Fill the preset and the defaults, check every key, and make paths absolute (relative to ``base_dir``).
+
+    Parameters
+    ----------
+    config
+        The mapping read from YAML (not modified).
+    base_dir
+        Folder relative paths are resolved against (the YAML file's folder).
+
+    Returns
+    -------
+    dict
+        The resolved config: defaults < preset < the user's values.
+
+    Raises
+    ------
+    ConfigError
+        An unknown or mistyped key in any section, no input or several, or images as input with neither
+        ``checkpoint`` nor ``preset``.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError("the config must be a mapping (YAML dictionary)")
+    _check_top_level(config)
+    preset = config.get("preset")
+    cfg = _merge(DEFAULTS, PRESETS.get(preset, {}) if preset else {})
+    cfg = _merge(cfg, {k: ({} if v is None and k in SECTIONS else v) for k, v in config.items()})
     inp = cfg.get("input")
     if not isinstance(inp, dict) or len(set(inp) & set(INPUT_KINDS)) != 1 or set(inp) - set(INPUT_KINDS):
         raise ConfigError(f"input: give exactly one of {list(INPUT_KINDS)} (got {inp!r})")
@@ -114,39 +201,153 @@ def resolve(config: dict, base_dir: str | Path = ".") -> dict:
         opera = inp["opera"]
         if not isinstance(opera, dict) or "image_dirs" not in opera:
             raise ConfigError(
-                "input.opera needs image_dirs (a list of plate folders) and optionally plate_map"
+                "input.opera needs image_dirs (a list of export folders) and optionally plate_map"
+            )
+        unknown = set(opera) - {"image_dirs", "plate_map", "plates", "channel"}
+        if unknown:
+            raise ConfigError(
+                f"input.opera.{sorted(unknown)[0]}: unknown option (known: channel, image_dirs, plate_map, plates)"
             )
         dirs = opera["image_dirs"]
         opera["image_dirs"] = [absolute(d) for d in ([dirs] if isinstance(dirs, str) else dirs)]
         opera["plate_map"] = absolute(opera.get("plate_map"))
     if "simulate" in inp and not isinstance(inp["simulate"], dict):
         inp["simulate"] = {}
-    if cfg["norm"]["use"] not in cfg["norm"]["methods"]:
-        raise ConfigError(f"norm.use {cfg['norm']['use']!r} is not in norm.methods {cfg['norm']['methods']}")
+    if "embeddings" not in inp and not cfg["checkpoint"] and not cfg["preset"]:
+        raise ConfigError(
+            "no checkpoint and no preset: set `checkpoint: <model folder>` to embed with a trained ViT, "
+            "`preset: paper` to train the paper's ViT-S/16 (GPU hours), or `preset: quick` to train a tiny "
+            "ViT in minutes on a CPU (for trying a config, not for results)"
+        )
+    validate(cfg)
     return cfg
 
 
+# ------------------------------------------------------------------------ section checks
+
+
+def _section_targets() -> dict[str, list[tuple[Callable | type, tuple[str, ...]]]]:
+    """The function(s)/dataclass each section feeds, with the parameters the pipeline sets itself."""
+    from lcd_embed import embed
+    from lcd_metrics import map_es
+    from lcd_moa import cross_validate
+    from lcd_ssl import TrainConfig
+
+    data_keys = (
+        "data",
+        "adata",
+        "manifest",
+        "model",
+        "out",
+        "use_rep",
+        "layer",
+        "features",
+        "return_samples",
+    )
+    return {
+        "ssl": [(TrainConfig, ())],
+        "embed": [(embed, (*data_keys, "progress"))],
+        "metrics": [(map_es, (*data_keys, "control", "seed", "progress"))],
+        "moa": [(cross_validate, (*data_keys, "activity", "control", "seed", "progress"))],
+    }
+
+
+#: Options a section accepts that the pipeline consumes itself (not passed to the package function).
+PIPELINE_OPTIONS: dict[str, dict[str, Any]] = {
+    "ssl": {"steps": int | None},
+    "norm": {"methods": list[str], "use": str, "null_size": int},
+    "attention": {"n_fields": int},
+    "nuclei": {"fields_per_well": int | None},
+}
+
+
+def validate(cfg: Mapping) -> None:
+    """Check every section's keys and value types against what it feeds; one :class:`ConfigError` line.
+
+    Parameters
+    ----------
+    cfg
+        A config after defaults and preset are merged.
+    """
+    from lcd_core import check_options
+
+    targets = _section_targets()
+    for section in SECTIONS:
+        options = dict(cfg.get(section) or {})
+        own = PIPELINE_OPTIONS.get(section, {})
+        fed = targets.get(section)
+        if fed is None:  # a section the pipeline consumes entirely itself
+            check_options(options, _no_options, section=section, extra=own)
+            continue
+        target, exclude = fed[0]
+        check_options(options, target, section=section, exclude=exclude, extra=own)
+    norm = cfg["norm"]
+    from lcd_core import REP_KEYS
+
+    unknown = [m for m in norm["methods"] if m not in REP_KEYS]
+    if unknown:
+        raise ConfigError(f"norm.methods: {unknown[0]!r} is not one of {sorted(REP_KEYS)}")
+    if norm["use"] not in norm["methods"]:
+        raise ConfigError(f"norm.use {norm['use']!r} is not in norm.methods {norm['methods']}")
+
+
+def _no_options() -> None:
+    """A target without options (sections the pipeline reads itself)."""
+
+
 def load(path: str | Path) -> dict:
-    """Read and resolve a YAML config; paths in it are relative to the file's folder."""
+    """Read and resolve a YAML config; paths in it are relative to the file's folder.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        The resolved config (:func:`resolve`).
+    """
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    return resolve(raw, path.parent)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    try:
+        return resolve(raw, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def demo_config(results: str | Path = "lcd-demo", *, seed: int = 0, **simulate: Any) -> dict:
-    """The configuration ``lcd demo`` runs: a simulated plate, a tiny ViT, every stage."""
+    """The configuration ``lcd demo`` runs: a simulated plate, the quick preset, every stage.
+
+    Parameters
+    ----------
+    results
+        Results folder.
+    seed
+        Seed of the simulation, training and resampling.
+    simulate
+        Overrides of the simulator's demo preset.
+
+    Returns
+    -------
+    dict
+        The resolved config.
+    """
     return resolve(
         {
             "results": str(results),
             "seed": seed,
+            "preset": "quick",
             "input": {"simulate": {"preset": "demo", "seed": seed, **simulate}},
-            "ssl": DEMO_SSL,
         }
     )

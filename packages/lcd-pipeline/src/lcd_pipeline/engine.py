@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -36,18 +34,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import DEMO_SSL
-
 KEYS = {"replica": "replica", "plate": "plate", "well": "well", "fov": "fov", "timepoint": "timepoint"}
 COUNT_KEY = "nuclei_count"
 
 
-@dataclass
+def _always(ctx: Context) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
 class Stage:
+    """One step of a run: what it writes, what it reads, and the function that does it.
+
+    Attributes
+    ----------
+    name
+        Stage name (``lcd run --stop-after NAME``).
+    outputs
+        Paths relative to the results folder; all must exist for the stage to count as done.
+    run
+        Does the work (reads earlier outputs, writes its own atomically).
+    reads
+        Config keys (dotted) whose values the outputs depend on.
+    after
+        Stages whose outputs it reads (their fingerprints are part of its own).
+    packages
+        Distributions whose versions are part of the fingerprint.
+    external
+        The external files it reads (their size and mtime are part of the fingerprint).
+    when
+        Whether the stage applies to this config.
+    """
+
     name: str
-    outputs: tuple[str, ...]  # relative paths; the stage is done when all exist
+    outputs: tuple[str, ...]
     run: Callable[[Context], None]
-    when: Callable[[Context], bool] = lambda ctx: True
+    reads: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    external: Callable[[Context], list[str]] | None = None
+    when: Callable[[Context], bool] = _always
 
 
 class Context:
@@ -57,6 +83,7 @@ class Context:
         self.cfg = cfg
         self.root = Path(cfg["results"])
         self.log = log
+        self.fingerprint = ""  # of the stage being run (set by run_pipeline)
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -64,16 +91,10 @@ class Context:
     @contextmanager
     def atomic(self, name: str):
         """Yield a temporary path beside ``name``; renamed onto it when the block succeeds."""
-        target = self.path(name)
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{target.name}.tmp-"))
-        inner = tmp / target.name
-        try:
-            yield inner
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-            os.replace(inner, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        from lcd_core import atomic_dir
+
+        with atomic_dir(self.path(name)) as tmp:
+            yield tmp
 
     @property
     def input(self) -> dict:
@@ -118,25 +139,30 @@ def _manifest(ctx: Context) -> None:
 
 
 def _train(ctx: Context) -> None:
-    import torch
+    import shutil
+
     from lcd_ssl import TrainConfig, export_backbone, train
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    opts = {**DEMO_SSL, **ctx.cfg["ssl"]} if ctx.cfg["ssl"] else dict(DEMO_SSL)
+    opts = dict(ctx.cfg["ssl"])
     steps = opts.pop("steps", None)
     opts.setdefault("seed", ctx.cfg["seed"])
-    run_dir = train(
-        str(ctx.path("manifest.parquet")), TrainConfig(**opts), ctx.path("ssl_run"), max_steps=steps
-    )
+    run_dir = ctx.path("ssl_run")
+    # ssl_run/ holds the resumable training state; it may only be resumed by the same training
+    # (same config, data and versions). A run for another fingerprint is deleted, not resumed.
+    marker = run_dir / ".lcd-fingerprint"
+    if run_dir.exists() and (not marker.is_file() or marker.read_text().strip() != ctx.fingerprint):
+        ctx.log(f"[train] {run_dir.name}/ was made for another training config: starting a new run")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(ctx.fingerprint)
+    run_dir = train(str(ctx.path("manifest.parquet")), TrainConfig(**opts), run_dir, max_steps=steps)
     with ctx.atomic("model") as tmp:
         export_backbone(run_dir, tmp)
 
 
 def _embed(ctx: Context) -> None:
-    import torch
     from lcd_embed import embed
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     opts = {"num_workers": 0, "progress": False, "seed": ctx.cfg["seed"], "device": "cpu", **ctx.cfg["embed"]}
     with ctx.atomic("embeddings.h5ad") as tmp:
         embed(str(ctx.path("manifest.parquet")), str(ctx.model_dir), out=tmp, **opts)
@@ -288,24 +314,39 @@ def _attention(ctx: Context) -> None:
         (tmp / "rows.json").write_text(json.dumps(rows))
 
 
-def _nuclei(ctx: Context) -> None:
-    """Count nuclei with lcd-nuclei on ``nuclei.n_fields`` fields spread over the manifest.
+N_OVERLAYS = 6  # fields drawn as overlays in the report (counting covers every sampled field)
 
-    Attention-based discovery costs seconds per field on a CPU, so the pipeline counts a sample for
-    the report's overlays and count agreement; a manifest's own ``nuclei_count`` (the simulator's
-    truth) is kept as ``reference_nuclei_count``.
+
+def nuclei_rows(man: pd.DataFrame, fields_per_well: int | None) -> np.ndarray:
+    """Manifest rows whose nuclei are counted: every field, or the first ``fields_per_well`` per well × timepoint."""
+    if fields_per_well is None:
+        return np.arange(len(man))
+    keys = [k for k in ("plate", "well", "timepoint") if k in man.columns]
+    order = man.sort_values([*keys, "fov"] if "fov" in man.columns else keys, kind="stable")
+    first = order.groupby(keys, sort=False, observed=True).head(int(fields_per_well))
+    return np.sort(first.index.to_numpy())
+
+
+def _nuclei(ctx: Context) -> None:
+    """Count nuclei with lcd-nuclei on every field (or ``nuclei.fields_per_well`` per well): the label-free
+    counts the cell-count baseline uses. A manifest's own ``nuclei_count`` (the simulator's truth) is
+    kept as ``reference_nuclei_count`` for the report's agreement plot only.
     """
-    import torch
     from lcd_nuclei import count_nuclei
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     man = pd.read_parquet(ctx.path("manifest.parquet"))
-    n = min(int(ctx.cfg["nuclei"]["n_fields"]), len(man))
-    rows = np.unique(np.linspace(0, len(man) - 1, n).round().astype(int))
-    sub = man.iloc[rows].rename(columns={COUNT_KEY: f"reference_{COUNT_KEY}"})
+    rows = nuclei_rows(man, ctx.cfg["nuclei"].get("fields_per_well"))
+    sub = man.iloc[rows].rename(columns={COUNT_KEY: f"reference_{COUNT_KEY}"}).reset_index(drop=True)
+    shown = np.unique(np.linspace(0, len(sub) - 1, min(N_OVERLAYS, len(sub))).round().astype(int))
     with ctx.atomic("nuclei") as tmp:
         tmp.mkdir()
-        counts = count_nuclei(sub, str(ctx.model_dir), overlays_dir=tmp / "overlays", progress=False)
+        counts = count_nuclei(sub, str(ctx.model_dir), progress=False)
+        count_nuclei(
+            sub.iloc[shown].reset_index(drop=True),
+            str(ctx.model_dir),
+            overlays_dir=tmp / "overlays",
+            progress=False,
+        )
         counts.obs["manifest_row"] = rows[counts.obs["manifest_row"].to_numpy(int)]
         counts.write_h5ad(tmp / "counts.h5ad")
 
@@ -321,48 +362,343 @@ def _has_images(ctx: Context) -> bool:
     return "embeddings" not in ctx.input
 
 
+def _input_files(ctx: Context) -> list[str]:
+    inp = ctx.input
+    if "manifest" in inp:
+        return [inp["manifest"]]
+    if "opera" in inp:
+        return [
+            *inp["opera"]["image_dirs"],
+            *([inp["opera"]["plate_map"]] if inp["opera"].get("plate_map") else []),
+        ]
+    if "embeddings" in inp:
+        return [inp["embeddings"]]
+    return []
+
+
+def _checkpoint_files(ctx: Context) -> list[str]:
+    return [ctx.cfg["checkpoint"]] if ctx.cfg["checkpoint"] else []
+
+
+_NORM = ("lcd-norm", "lcd-metrics", "lcd-core")
+_TORCH = ("lcd-embed", "lcd-core", "torch", "timm")
+
 STAGES: list[Stage] = [
-    Stage("simulate", ("plate",), _simulate, lambda ctx: "simulate" in ctx.input),
-    Stage("manifest", ("manifest.parquet",), _manifest, _has_images),
-    Stage("train", ("model",), _train, lambda ctx: _has_images(ctx) and not ctx.cfg["checkpoint"]),
-    Stage("embed", ("embeddings.h5ad",), _embed, _has_images),
-    Stage("normalize", ("profiles_fov.h5ad", "norm_compare.parquet"), _normalize),
-    Stage("wells", ("profiles_well.h5ad",), _wells),
-    Stage("activity", ("activity.parquet", "ap_samples.parquet", "activity_none.parquet"), _activity),
-    Stage("moa", ("moa",), _moa),
-    Stage("attention", ("attention",), _attention, _has_images),
-    Stage("nuclei", ("nuclei",), _nuclei, lambda ctx: _has_images(ctx) and ctx.cfg["nuclei"]["n_fields"] > 0),
-    Stage("report", ("report.html",), _report),
+    Stage(
+        "simulate",
+        ("plate",),
+        _simulate,
+        reads=("input.simulate",),
+        packages=("lcd-pipeline",),
+        when=lambda ctx: "simulate" in ctx.input,
+    ),
+    Stage(
+        "manifest",
+        ("manifest.parquet",),
+        _manifest,
+        reads=("input",),
+        after=("simulate",),
+        packages=("lcd-embed", "lcd-core"),
+        external=_input_files,
+        when=_has_images,
+    ),
+    Stage(
+        "train",
+        ("model",),
+        _train,
+        reads=("ssl", "seed"),
+        after=("manifest",),
+        packages=("lcd-ssl", *_TORCH),
+        when=lambda ctx: _has_images(ctx) and not ctx.cfg["checkpoint"],
+    ),
+    Stage(
+        "embed",
+        ("embeddings.h5ad",),
+        _embed,
+        reads=("embed", "seed", "checkpoint"),
+        after=("manifest", "train"),
+        packages=_TORCH,
+        external=_checkpoint_files,
+        when=_has_images,
+    ),
+    Stage(
+        "normalize",
+        ("profiles_fov.h5ad", "norm_compare.parquet"),
+        _normalize,
+        reads=("norm.methods", "norm.null_size", "control", "seed"),
+        after=("embed",),
+        packages=_NORM,
+        external=lambda ctx: _input_files(ctx) if not _has_images(ctx) else [],
+    ),
+    Stage(
+        "wells", ("profiles_well.h5ad",), _wells, reads=("norm.use",), after=("normalize",), packages=_NORM
+    ),
+    Stage(
+        "nuclei",
+        ("nuclei",),
+        _nuclei,
+        reads=("nuclei",),
+        after=("manifest", "train"),
+        packages=("lcd-nuclei", *_TORCH),
+        external=_checkpoint_files,
+        when=_has_images,
+    ),
+    Stage(
+        "activity",
+        ("activity.parquet", "ap_samples.parquet", "activity_none.parquet"),
+        _activity,
+        reads=("metrics", "control", "seed"),
+        after=("wells", "nuclei"),
+        packages=("lcd-metrics", "lcd-core"),
+    ),
+    Stage(
+        "moa",
+        ("moa",),
+        _moa,
+        reads=("moa", "control", "seed"),
+        after=("wells", "activity"),
+        packages=("lcd-moa", "lcd-core"),
+    ),
+    Stage(
+        "attention",
+        ("attention",),
+        _attention,
+        reads=("attention", "control"),
+        after=("manifest", "train", "activity"),
+        packages=_TORCH,
+        external=_checkpoint_files,
+        when=_has_images,
+    ),
+    Stage(
+        "report",
+        ("report.html",),
+        _report,
+        after=(
+            "simulate",
+            "manifest",
+            "train",
+            "embed",
+            "normalize",
+            "wells",
+            "nuclei",
+            "activity",
+            "moa",
+            "attention",
+        ),
+        packages=("lcd-pipeline",),
+    ),
 ]
 
+STATE_FILE = "stages.jsonl"
+LOCK_FILE = ".lcd-run.lock"
 
-def run_pipeline(cfg: dict, *, log: Callable[[str], None] = print, stop_after: str | None = None) -> Path:
-    """Run every stage of a resolved config (see :mod:`lcd_pipeline.config`) that has not run yet.
 
-    Returns the results folder; ``stop_after`` ends the run after the named stage. A stage's timing
-    and whether it ran or was skipped are appended to ``stages.jsonl``.
+@dataclass
+class Plan:
+    """What a run would do for one stage: run it or skip it, and why."""
+
+    stage: Stage
+    fingerprint: str
+    parts: dict
+    run: bool
+    reason: str
+
+
+def _recorded(root: Path) -> dict[str, dict]:
+    """The last record of each stage that ran to completion (from ``stages.jsonl``)."""
+    last: dict[str, dict] = {}
+    path = root / STATE_FILE
+    if not path.is_file():
+        return last
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill: ignore it
+            continue
+        if rec.get("status") == "ran" and "fingerprint" in rec:
+            last[rec["stage"]] = rec
+    return last
+
+
+def plan(cfg: dict) -> list[Plan]:
+    """For every applicable stage, whether it must run and why (``lcd run --dry-run`` prints this).
+
+    Parameters
+    ----------
+    cfg
+        A resolved config.
+
+    Returns
+    -------
+    list of Plan
+        In stage order.
     """
-    ctx = Context(cfg, log)
-    ctx.root.mkdir(parents=True, exist_ok=True)
-    names = [s.name for s in STAGES]
-    if stop_after is not None and stop_after not in names:
-        raise ValueError(f"unknown stage {stop_after!r}; stages: {names}")
-    (ctx.root / "config.json").write_text(json.dumps(cfg, indent=2, default=str))
+    from .fingerprint import changed_keys, digest, file_stats, lookup, package_versions
+
+    ctx = Context(cfg, lambda m: None)
+    recorded = _recorded(ctx.root)
+    fingerprints: dict[str, str] = {}
+    will_run: set[str] = set()
+    out = []
     for stage in STAGES:
         if not stage.when(ctx):
             continue
-        if all(ctx.path(o).exists() for o in stage.outputs):
-            log(f"[skip] {stage.name}: {', '.join(stage.outputs)} present")
-            status, seconds = "skipped", 0.0
+        upstream = {a: fingerprints[a] for a in stage.after if a in fingerprints}
+        parts = {
+            "stage": stage.name,
+            "reads": {key: lookup(cfg, key) for key in stage.reads},
+            "upstream": upstream,
+            "versions": package_versions(stage.packages),
+            "external": file_stats(stage.external(ctx)) if stage.external else [],
+        }
+        fp = digest(parts)
+        fingerprints[stage.name] = fp
+        missing = [o for o in stage.outputs if not ctx.path(o).exists()]
+        rec = recorded.get(stage.name)
+        if missing:
+            run, reason = True, f"output {missing[0]} missing"
+        elif rec is None:
+            run, reason = True, "no fingerprint recorded for its outputs"
+        elif rec["fingerprint"] == fp:
+            run, reason = False, "outputs match the config, inputs and package versions"
         else:
-            log(f"[run ] {stage.name}")
-            start = time.perf_counter()
-            stage.run(ctx)
-            seconds = time.perf_counter() - start
-            status = "ran"
-            log(f"[done] {stage.name} in {seconds:.1f} s")
-        with open(ctx.root / "stages.jsonl", "a") as fh:
-            fh.write(json.dumps({"stage": stage.name, "status": status, "seconds": round(seconds, 2)}) + "\n")
-        if stage.name == stop_after:
-            break
-    return ctx.root
+            old = rec.get("parts", {})
+            why = changed_keys(old.get("reads", {}), parts["reads"])
+            rerun_up = [a for a in upstream if a in will_run]
+            if why:
+                reason = "changed " + "; ".join(why)
+            elif rerun_up:
+                reason = f"upstream stage {rerun_up[0]!r} runs"
+            elif old.get("versions") != parts["versions"]:
+                reason = "package versions changed: " + "; ".join(
+                    changed_keys(old.get("versions", {}), parts["versions"])
+                )
+            elif old.get("external") != parts["external"]:
+                reason = "an input file changed (size or modification time)"
+            elif old.get("upstream") != upstream:
+                reason = "upstream outputs were made again"
+            else:
+                reason = "fingerprint differs"
+            run = True
+        if run:
+            will_run.add(stage.name)
+        out.append(Plan(stage, fp, parts, run, reason))
+    return out
+
+
+@contextmanager
+def _lock(root: Path):
+    """Hold the results folder for this run; a second run on it refuses in one line."""
+    import fcntl
+
+    from lcd_core import InputError
+
+    path = root / LOCK_FILE
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise InputError(
+                f"{root}: results folder is in use by another lcd run ({holder}; lock {path}); "
+                "wait for it to finish or use another results folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _write_provenance(ctx: Context, made: dict[str, dict]) -> None:
+    """``config.json``: the last invocation's config and, per stage, what its outputs were made from."""
+    from lcd_core import write_json
+
+    write_json({"last_invocation": ctx.cfg, "stages": made}, ctx.path("config.json"))
+
+
+def run_pipeline(
+    cfg: dict, *, log: Callable[[str], None] = print, stop_after: str | None = None, dry_run: bool = False
+) -> Path:
+    """Run every stage of a resolved config whose outputs are missing or no longer match it.
+
+    Parameters
+    ----------
+    cfg
+        A resolved config (see :mod:`lcd_pipeline.config`).
+    log
+        Receives one line per stage.
+    stop_after
+        End the run after this stage.
+    dry_run
+        Only print which stages would run and why.
+
+    Returns
+    -------
+    pathlib.Path
+        The results folder. Each stage's timing, status and fingerprint are appended to
+        ``stages.jsonl``; ``config.json`` records what each output was made from.
+    """
+    from lcd_core import remove_stale_temps
+
+    names = [s.name for s in STAGES]
+    if stop_after is not None and stop_after not in names:
+        from lcd_core import InputError
+
+        raise InputError(f"unknown stage {stop_after!r}; stages: {names}")
+    root = Path(cfg["results"])
+    if dry_run:
+        for p in plan(cfg):
+            log(f"[{'run ' if p.run else 'skip'}] {p.stage.name}: {p.reason}")
+            if p.stage.name == stop_after:
+                break
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock(root):
+        for stale in remove_stale_temps(root):
+            log(f"[clean] removed {stale.name} left by an interrupted run")
+        if cfg.get("threads"):
+            import torch
+
+            torch.set_num_threads(int(cfg["threads"]))
+        ctx = Context(cfg, log)
+        previous = {}
+        if ctx.path("config.json").is_file():
+            try:
+                previous = json.loads(ctx.path("config.json").read_text()).get("stages", {})
+            except (json.JSONDecodeError, AttributeError):
+                previous = {}
+        made: dict[str, dict] = {}
+        for p in plan(cfg):
+            stage = p.stage
+            if not p.run:
+                log(f"[skip] {stage.name}: {p.reason}")
+                status, seconds = "skipped", 0.0
+                made[stage.name] = previous.get(stage.name, {"fingerprint": p.fingerprint, **p.parts})
+            else:
+                log(f"[run ] {stage.name}: {p.reason}")
+                start = time.perf_counter()
+                ctx.fingerprint = p.fingerprint
+                stage.run(ctx)
+                seconds = time.perf_counter() - start
+                status = "ran"
+                log(f"[done] {stage.name} in {seconds:.1f} s")
+                made[stage.name] = {"fingerprint": p.fingerprint, **p.parts}
+            record = {
+                "stage": stage.name,
+                "status": status,
+                "seconds": round(seconds, 2),
+                "fingerprint": p.fingerprint,
+            }
+            if status == "ran":
+                record["parts"] = p.parts
+            with open(ctx.root / STATE_FILE, "a") as fh:
+                fh.write(json.dumps(record, default=str) + "\n")
+            _write_provenance(ctx, made)
+            if stage.name == stop_after:
+                break
+    return root

@@ -251,7 +251,8 @@ def _truth(root: Path) -> str:
 
 def _all_doses_method(pred: pd.DataFrame) -> str:
     """The probe that has seen every dose: the last incremental step (not the last row, which is a
-    single-dose probe)."""
+    single-dose probe).
+    """
     incremental = pred[pred["kind"] == "incremental"]
     if incremental.empty:
         return str(pred["method"].iloc[-1])

@@ -279,7 +279,8 @@ def batch_effects(cfg: SimulationConfig, layout: pd.DataFrame, rng: np.random.Ge
 
 def fov_shading(cfg: SimulationConfig) -> np.ndarray:
     """Per-FOV illumination tilt (meniscus shading): fields at different positions in the well get
-    different gradients, the same on every plate. Shape (fovs, 2): (gy, gx)."""
+    different gradients, the same on every plate. Shape (fovs, 2): (gy, gx).
+    """
     angles = 2 * np.pi * np.arange(cfg.fovs_per_well) / max(cfg.fovs_per_well, 1)
     return cfg.fov_effect * 0.1 * np.stack([np.sin(angles), np.cos(angles)], axis=1)
 

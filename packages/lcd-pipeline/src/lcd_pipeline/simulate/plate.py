@@ -107,7 +107,8 @@ def field_table(
 
 def render_batch(cfg: SimulationConfig, batch: pd.DataFrame) -> dict:
     """Render a batch of fields; each field draws from its own Generator keyed by its identity, so
-    the pixels do not depend on batch size or order."""
+    the pixels do not depend on batch size or order.
+    """
     size = cfg.image_size
     cols: dict[str, list] = {k: [] for k in Cells.__dataclass_fields__}
     texture_noise = np.empty((len(batch), size, size), np.float32)
