@@ -144,9 +144,8 @@ def _check_top_level(config: Mapping) -> None:
         raise ConfigError(f"unknown config key(s): {sorted(unknown)}; known: {sorted([*DEFAULTS, 'input'])}")
     for key, annotation in TOP_LEVEL_TYPES.items():
         if key in config and not conforms(config[key], annotation):
-            raise ConfigError(
-                f"{key}: expected {annotation}, got {type(config[key]).__name__} {config[key]!r}"
-            )
+            wanted = str(annotation).replace("<class '", "").replace("'>", "").replace("NoneType", "null")
+            raise ConfigError(f"{key}: expected {wanted}, got {type(config[key]).__name__} {config[key]!r}")
     for section in SECTIONS:
         if section in config and config[section] is not None and not isinstance(config[section], Mapping):
             raise ConfigError(
