@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 import torch
-from lcd_embed import embed, load_backbone, preprocess_field, read_field, tile_features
+from lcd_embed import embed, load_backbone, model_input, read_field, resolve_input_config, tile_features
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "isl_phase_zstack_dapi"
@@ -91,13 +91,10 @@ def main() -> None:
     model, config = load_backbone(args.model, in_chans=3, device=device)
     with tempfile.TemporaryDirectory() as tmp:
         man = make_fields(Path(tmp), args.fields)
-        # preloaded, normalized tiles for the bare forward (the same preprocessing as the full run)
-        tiles = np.concatenate(
-            [preprocess_field(read_field(r), in_chans=3, tile_size=224)[0] for _, r in man.iterrows()]
-        )
-        mean = torch.tensor(config["normalization"]["mean"]).view(1, -1, 1, 1)
-        std = torch.tensor(config["normalization"]["std"]).view(1, -1, 1, 1)
-        preloaded = ((torch.from_numpy(tiles) - mean) / std).to(device)
+        # preloaded model input for the bare forward (the same recipe as the full run)
+        recipe = resolve_input_config(config, tile_size=224)
+        tiles = np.concatenate([model_input(read_field(r), recipe)[0] for _, r in man.iterrows()])
+        preloaded = torch.from_numpy(tiles).to(device)
         n_tiles = len(preloaded)
 
         def run_full(workers: int) -> None:

@@ -117,7 +117,9 @@ def main() -> None:
     for model_name, (model, cfg) in models.items():
         for variant, options in variants.items():
             t0 = time.perf_counter()
-            preds = [discover_field(img, model, cfg, DiscoveryParams(**options))["labels"] for img, _ in dsb]
+            preds = [
+                discover_field(img, model, cfg, params=DiscoveryParams(**options))["labels"] for img, _ in dsb
+            ]
             seconds = (time.perf_counter() - t0) / len(dsb)
             _, summary = evaluate_fields(preds, [lab for _, lab in dsb])
             rows.append(
@@ -125,7 +127,7 @@ def main() -> None:
             )
             for polarity in ("dark", "bright"):
                 params = DiscoveryParams(polarity=polarity, **options)
-                preds = [discover_field(phase[f], model, cfg, params)["labels"] for f in fields]
+                preds = [discover_field(phase[f], model, cfg, params=params)["labels"] for f in fields]
                 _, summary = evaluate_fields(preds, [dapi[f] for f in fields], reference="stain")
                 rows.append({"set": f"isl {polarity}", "model": model_name, "variant": variant, **summary})
     # No ViT at all: Otsu + watershed on the grey image (nuclei dark in DSB; bright or dark in phase).

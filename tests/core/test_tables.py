@@ -153,3 +153,12 @@ def test_json_and_npz_round_trip_and_errors(tmp_path):
     np.savez(tmp_path / "obj.npz", o=np.array([{"a": 1}], dtype=object))
     with pytest.raises(FileFormatError, match=r"obj.npz"):  # a pickle inside is refused, never loaded
         read_npz(tmp_path / "obj.npz")
+
+
+def test_text_columns_keep_leading_zeros(tmp_path):
+    path = tmp_path / "plates.tsv"
+    path.write_text("plate\twell\tn\n0001\tA01\t3\n0002\tA02\t4\n")
+    plain = read_table(path)
+    assert plain["plate"].tolist() == [1, 2]  # what pandas infers without being told
+    kept = read_table(path, text_columns=["plate", "not_a_column"])
+    assert kept["plate"].tolist() == ["0001", "0002"] and kept["n"].tolist() == [3, 4]

@@ -18,7 +18,7 @@ def tiny_vit():
 
     def make(in_chans: int = 3, seed: int = 0, **kw):
         torch.manual_seed(seed)
-        return load_backbone("vit_tiny_patch16_224", in_chans=in_chans, **{**TINY, **kw})
+        return load_backbone("vit_tiny_patch16_224", in_chans=in_chans, device="cpu", **{**TINY, **kw})
 
     return make
 

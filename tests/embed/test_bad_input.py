@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from lcd_embed import InputError, embed, read_adata
+from lcd_core import read_h5ad
+from lcd_embed import InputError, embed
 from lcd_embed.cli import app
 from typer.testing import CliRunner
 
@@ -51,7 +52,7 @@ def test_skip_records_failures(messy, tiny_vit, tmp_path):
     assert "missing.tif" in errors[1] and "corrupt.tif" in errors[2]
     assert "2 planes, but the first field of the manifest has 3" in errors[4]
     assert "smaller than one 32x32 tile" in errors[5] and "small.tif" in errors[5]
-    stored = read_adata(out).uns["lcd_embed"]["failures"]
+    stored = read_h5ad(out).uns["lcd_embed"]["failures"]
     assert list(stored["manifest_row"]) == [1, 2, 4, 5]
 
 

@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from lcd_core import read_h5ad
 from lcd_embed import (
     attention_and_keys,
+    from_table,
     load_backbone,
     normalize_intensity,
-    read_adata,
     read_field,
     read_manifest,
     save_checkpoint,
+    stitch_tiles,
 )
-from lcd_embed.attention import stitch_tiles
 from lcd_embed.cli import app
-from lcd_embed.table import from_table
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -65,7 +65,7 @@ def test_opera_to_embeddings_and_attention(tmp_path, write_opera_plate, tiny_vit
         ],
     )
     assert res.exit_code == 0, res.output
-    adata = read_adata(out)
+    adata = read_h5ad(out)
     assert adata.shape == (2 * 4, 64)
     assert adata.obs["compound"].astype(str).tolist() == ["DMSO"] * 4 + ["taxol"] * 4
 
@@ -87,7 +87,7 @@ def test_opera_to_embeddings_and_attention(tmp_path, write_opera_plate, tiny_vit
     assert (tmp_path / "att" / "row1_attention.png").stat().st_size > 1000
     assert z["tile_attention"].shape == (4, 2, 2, 2) and z["field"].shape == (2, 64, 64)
     # oracle: the embedding's tile order and attention_and_keys on the same tile
-    loaded, _ = load_backbone(tmp_path / "ckpt")
+    loaded, _ = load_backbone(tmp_path / "ckpt", device="cpu")
 
     field = normalize_intensity(read_field(man.iloc[1]))
     tile = torch.from_numpy(field[:, 32:64, 0:32][None])
@@ -105,7 +105,7 @@ def test_opera_to_embeddings_and_attention(tmp_path, write_opera_plate, tiny_vit
 
 def test_stitch_overlapping_tiles_is_mean():
     values = np.stack([np.ones((1, 1, 1)), 3 * np.ones((1, 1, 1))]).astype(np.float32)
-    out = stitch_tiles(values, np.array([[0, 0], [0, 2]]), (4, 6), 4)
+    out = stitch_tiles(values, np.array([[0, 0], [0, 2]]), (4, 6), tile_size=4)
     assert out.shape == (1, 4, 6)
     np.testing.assert_array_equal(out[0, 0], [1, 1, 2, 2, 3, 3])
 
@@ -121,7 +121,7 @@ def test_from_table_real_lincs(shared_data, tmp_path):
     assert adata.uns["lcd"]["level"] == "fov"
     res = runner.invoke(app, ["from-table", str(path), "--out", str(tmp_path / "cp.h5ad"), "--level", "well"])
     assert res.exit_code == 0, res.output
-    assert read_adata(tmp_path / "cp.h5ad").uns["lcd"]["level"] == "well"
+    assert read_h5ad(tmp_path / "cp.h5ad").uns["lcd"]["level"] == "well"
 
 
 def test_from_table_cellprofiler_columns_and_nan(tmp_path):
@@ -143,3 +143,15 @@ def test_from_table_cellprofiler_columns_and_nan(tmp_path):
     df.to_csv(tmp_path / "t.csv", index=False)
     res = runner.invoke(app, ["from-table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "t.h5ad")])
     assert res.exit_code == 2 and "t.csv" in res.output and "NaN" in res.output
+
+
+def test_version_and_the_one_list_syntax():
+    import lcd_embed
+    from lcd_core import split_ints
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"lcd-embed {lcd_embed.__version__}"
+    # --planes 0,2 and --planes 0 --planes 2 are the same list
+    assert split_ints(["0,2"], option="--planes") == split_ints(["0", "2"], option="--planes") == [0, 2]
+    result = runner.invoke(app, ["embed", "m.csv", "--model", "x", "--out", "x.h5ad", "--planes", "0,a"])
+    assert result.exit_code == 2 and "--planes: expected integers" in result.output

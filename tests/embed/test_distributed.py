@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from lcd_embed import InputError, embed, read_adata, save_checkpoint
+from lcd_core import read_h5ad
+from lcd_embed import InputError, embed, save_checkpoint
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def plate(tmp_path, rng, tiny_vit):
 def test_torchrun_two_processes_equal_one(plate, tmp_path):
     manifest, ckpt = plate
     embed(manifest, ckpt, out=tmp_path / "one.h5ad", num_workers=0, shard_size=2, progress=False)
-    single = read_adata(tmp_path / "one.h5ad")
+    single = read_h5ad(tmp_path / "one.h5ad")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -56,7 +57,7 @@ def test_torchrun_two_processes_equal_one(plate, tmp_path):
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    two = read_adata(tmp_path / "two.h5ad")
+    two = read_h5ad(tmp_path / "two.h5ad")
     assert two.obs_names.tolist() == single.obs_names.tolist()
     pd.testing.assert_frame_equal(two.obs.astype(str), single.obs.astype(str))
     np.testing.assert_allclose(two.X, single.X, rtol=1e-5, atol=1e-5)

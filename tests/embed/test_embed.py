@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import tifffile
 import torch
-from lcd_embed import InputError, Preprocessing, control_stats, embed, read_adata
+from lcd_core import read_h5ad
+from lcd_embed import InputError, control_stats, embed
 from PIL import Image
 
 
@@ -33,8 +34,8 @@ def manual_features(
             tiles.append(x[:, y : y + tile, xx : xx + tile])
             coords.append((y * down, xx * down))
     t = torch.tensor(np.stack(tiles), dtype=torch.float32)
-    mean = torch.tensor(config["normalization"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(config["normalization"]["std"]).view(1, -1, 1, 1)
+    mean = torch.tensor(config["preprocessing"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(config["preprocessing"]["std"]).view(1, -1, 1, 1)
     t = (t - mean) / std
     with torch.no_grad():
         h = model.norm_pre(model._pos_embed(model.patch_embed(t)))
@@ -100,7 +101,7 @@ def test_pooling_last_blocks_workers_and_formats(phase_manifest, tiny_vit, tmp_p
         embed,
         bright,
         (model, config),
-        preprocessing=Preprocessing(downscale=16, tile_size=32),
+        preprocessing={"downscale": 16, "tile_size": 32},
         pooling="cls+mean",
         n_last_blocks=2,
         progress=False,
@@ -115,7 +116,7 @@ def test_pooling_last_blocks_workers_and_formats(phase_manifest, tiny_vit, tmp_p
     assert a.var["block"].tolist()[:64] == [-2] * 64 and a.var["pool"].tolist()[64:128] == ["mean"] * 64
     # worker processes and the zarr format give the same numbers and metadata
     b = run(batch_size=5, num_workers=2, out=tmp_path / "b.zarr")
-    for other in (b, read_adata(tmp_path / "a.h5ad"), read_adata(tmp_path / "b.zarr")):
+    for other in (b, read_h5ad(tmp_path / "a.h5ad"), read_h5ad(tmp_path / "b.zarr")):
         np.testing.assert_allclose(other.X, a.X, rtol=1e-5, atol=1e-5)
         assert other.obs["well"].astype(str).tolist() == a.obs["well"].astype(str).tolist()
     assert not (tmp_path / "a.h5ad.shards").exists()  # merged and cleaned
@@ -138,7 +139,7 @@ def test_control_normalization(tmp_path, tiny_vit, rng):
         got = stats.set_index("plate").loc[plate]
         assert got["low"] == pytest.approx(lo, rel=1e-6) and got["high"] == pytest.approx(hi, rel=1e-6)
     model, config = tiny_vit(in_chans=1, seed=7)
-    a = embed(man, (model, config), preprocessing={"normalization": "control"}, num_workers=0, progress=False)
+    a = embed(man, (model, config), preprocessing={"method": "control"}, num_workers=0, progress=False)
     drug = man.index[man["compound"] == "drug"][1]
     st = stats.set_index("plate").loc["P2"]
     expected, _ = manual_features(

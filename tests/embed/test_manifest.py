@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from lcd_core import write_table
 from lcd_embed import (
     InputError,
     manifest_from_opera,
@@ -14,7 +15,6 @@ from lcd_embed import (
     read_field,
     read_manifest,
     well_name,
-    write_table,
 )
 
 

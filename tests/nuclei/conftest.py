@@ -54,5 +54,5 @@ def tiny_vit(dsb_cases, tmp_path_factory):
     )
     run = train(InMemoryImages([c[2] for c in dsb_cases]), config, out / "run")
     checkpoint = export_backbone(run, out / "checkpoint")
-    model, cfg = le.load_backbone(checkpoint)
+    model, cfg = le.load_backbone(checkpoint, device="cpu")
     return model, cfg, checkpoint

@@ -137,7 +137,8 @@ def test_field_seed_keeps_the_nuclei_inside_the_cell_area(tiny_vit, dsb_cases):
     for mode in ("field", "tile"):
         params = DiscoveryParams(background_seed=mode, refine=False)
         recall[mode] = [
-            (discover_field(c[2], model, cfg, params)["cell_mask"] & (c[3] > 0)).sum() / (c[3] > 0).sum()
+            (discover_field(c[2], model, cfg, params=params)["cell_mask"] & (c[3] > 0)).sum()
+            / (c[3] > 0).sum()
             for c in dsb_cases[:4]
         ]
     assert min(recall["field"]) >= 0.9, recall

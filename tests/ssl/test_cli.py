@@ -60,7 +60,7 @@ def test_train_then_export_from_a_manifest(tmp_path):
     assert recs[0]["n_replicas"] == 2 and recs[-1]["step"] == 3
     result = runner.invoke(app, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "ckpt")])
     assert result.exit_code == 0, result.output
-    _, config = lcd_embed.load_backbone(tmp_path / "ckpt")
+    _, config = lcd_embed.load_backbone(tmp_path / "ckpt", device="cpu")
     provenance = lcd_embed.read_config(tmp_path / "ckpt")["lcd_ssl"]
     assert config["in_chans"] == 3 and provenance["variant"] == "dino+barlow+xb" and provenance["step"] == 3
 
@@ -91,3 +91,50 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "'replica'" in result.output
+
+
+def test_config_file_is_checked_against_train_config(tmp_path):
+    """An unknown key or a value of the wrong type in --config / --set is one line naming it, exit 2."""
+    manifest = _manifest(tmp_path, n=4)
+    cases = [
+        ({"epochs": 1, "lerning_rate": 0.1}, "lerning_rate: unknown option"),
+        ({"epochs": "3"}, "epochs: expected int, got str '3'"),
+        ({"global_crop_scale": [0.4]}, "global_crop_scale: expected"),
+        ({"normalization": {"method": "percentile", "gamma": 2}}, "unknown normalization key"),
+    ]
+    for options, expected in cases:
+        (tmp_path / "config.json").write_text(json.dumps(options))
+        args = [
+            "train",
+            str(manifest),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(tmp_path / "config.json"),
+        ]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (options, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], lines
+    result = runner.invoke(
+        app, ["train", str(manifest), "--out", str(tmp_path / "r"), "--set", '{"batchsize": 4}']
+    )
+    assert (
+        result.exit_code == 2
+        and "--set.batchsize: unknown option; did you mean 'batch_size'?" in result.output
+    )
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_version_and_module_entry_point():
+    import subprocess
+    import sys
+
+    import lcd_ssl
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"lcd-ssl {lcd_ssl.__version__}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcd_ssl", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "train" in proc.stdout and "export" in proc.stdout

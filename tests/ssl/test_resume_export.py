@@ -85,9 +85,9 @@ def test_export_round_trip_with_lcd_embed(tmp_path, tiny_images, tiny_config):
     cfg = tiny_config(variant="dino+barlow+xb")
     run = train(tiny_images, cfg, tmp_path / "run", max_steps=2)
     folder = export_backbone(run, tmp_path / "ckpt")
-    model, config = lcd_embed.load_backbone(folder)
+    model, config = lcd_embed.load_backbone(folder, device="cpu")
     assert config["in_chans"] == 3 and config["embed_dim"] == 64 and config["patch_size"] == 8
-    assert config["normalization"]["mean"] == [0.5, 0.5, 0.5]
+    assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
     # the exported weights are the teacher backbone's: same features on the same input
     state = load_state(run / "checkpoint.pt")
     teacher = {
@@ -96,7 +96,7 @@ def test_export_round_trip_with_lcd_embed(tmp_path, tiny_images, tiny_config):
     for k, v in model.state_dict().items():
         assert torch.equal(v, teacher[k]), k
     x = torch.randn(2, 3, 48, 48)
-    ref = lcd_embed.load_backbone(cfg.model, **cfg.model_kwargs, in_chans=3, img_size=32)[0]
+    ref = lcd_embed.load_backbone(cfg.model, **cfg.model_kwargs, in_chans=3, img_size=32, device="cpu")[0]
     ref.load_state_dict(teacher)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x))
@@ -108,3 +108,36 @@ def test_dataloader_workers_do_not_change_results(tmp_path, tiny_images, tiny_co
     a = train(tiny_images, cfg, tmp_path / "w0")
     b = train(tiny_images, cfg.replace(num_workers=2), tmp_path / "w2")
     _assert_same_state(_weights(a), _weights(b))
+
+
+def test_unusable_training_checkpoints_are_one_line(tmp_path, tiny_images, tiny_config):
+    """A plain state dict, a truncated file, or a pickle that runs code: `<path> is not an lcd checkpoint: ...`."""
+    import os
+
+    from lcd_core import CheckpointError
+
+    run = train(tiny_images, tiny_config(), tmp_path / "run", max_steps=1)
+    state_file = run / "checkpoint.pt"
+    good = state_file.read_bytes()
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("echo this must never run",))
+
+    plain = {k: v for k, v in load_state(state_file)["teacher"].items()}
+    cases = {
+        "a plain state dict": lambda: torch.save(plain, state_file),
+        "truncated or damaged": lambda: state_file.write_bytes(good[: len(good) // 2]),
+        "it holds a Python object": lambda: torch.save({"format": RunsCode()}, state_file),
+    }
+    for reason, damage in cases.items():
+        damage()
+        for call in (
+            lambda: export_backbone(run, tmp_path / "ckpt"),
+            lambda: train(tiny_images, tiny_config(), run),
+        ):
+            with pytest.raises(CheckpointError) as err:
+                call()
+            message = str(err.value)
+            assert message.startswith(f"{state_file} is not an lcd checkpoint: {reason}"), message
+            assert "\n" not in message and "Weights only load failed" not in message

@@ -1,60 +1,58 @@
 """lcd-embed: plate images to ViT tile embeddings in AnnData.
 
-Manifests, image reading, preprocessing and tiling, checkpoints, ViT attention and keys, embedding
-(single process or under torchrun). Heavy work happens inside functions; ``import lcd_embed`` does
-not import torch until a model function is used.
+Manifests, image reading, the model-input recipe (one function, :func:`model_input`, for every
+consumer of a checkpoint), checkpoints, ViT attention and keys, embedding (single process or under
+torchrun). Heavy work happens inside functions; ``import lcd_embed`` does not import torch until a
+model function is used.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from lcd_core import CheckpointError as CheckpointError
+from lcd_core import ImageReadError as ImageReadError
+from lcd_core import InputError as InputError
+from lcd_core import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module; loaded lazily so `import lcd_embed` (and `lcd --help`) stays fast
 _EXPORTS = {
-    "InputError": "errors",
-    "ImageReadError": "errors",
+    # manifests and images
     "read_manifest": "manifest",
     "validate_manifest": "manifest",
     "plane_paths": "manifest",
     "manifest_from_opera": "manifest",
     "manifest_from_pattern": "manifest",
-    "write_table": "manifest",
     "well_name": "manifest",
     "read_field": "read",
+    "count_planes": "read",
+    # the model-input recipe and its kernels
+    "InputConfig": "recipe",
+    "resolve_input_config": "recipe",
+    "field_input": "recipe",
+    "model_input": "recipe",
     "normalize_intensity": "preprocess",
     "downscale": "preprocess",
     "tile_image": "preprocess",
     "match_channels": "preprocess",
+    "control_stats": "controls",
+    # models
+    "resolve_device": "device",
     "load_backbone": "checkpoint",
     "save_checkpoint": "checkpoint",
     "read_config": "checkpoint",
     "model_config": "checkpoint",
+    "load_torch_file": "checkpoint",
     "attention_and_keys": "attention",
+    "tile_attention": "attention",
+    "stitch_tiles": "attention",
     "field_attention_maps": "attention_maps",
-    "count_planes": "read",
-    "preprocess_field": "preprocess",
-    "control_stats": "controls",
-    "select_controls": "controls",
-    "Preprocessing": "dataset",
+    # embeddings and tables
     "embed": "embedding",
     "tile_features": "embedding",
-    "write_adata": "output",
-    "read_adata": "output",
+    "from_table": "table",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lcd_embed' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
+# the error types are lcd-core's (one hierarchy for every package), re-exported for convenience
+__all__ = sorted([*__all__, "CheckpointError", "ImageReadError", "InputError"])

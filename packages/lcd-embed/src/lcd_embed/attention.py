@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from lcd_core import InputError
 
 from .checkpoint import unwrap
 
@@ -28,7 +29,7 @@ def attention_and_keys(
         A timm VisionTransformer with a class token (any image size when built with
         ``dynamic_img_size=True``).
     images
-        (B, C, H, W) tensor, already normalized as the model expects, on the model's device.
+        (B, C, H, W) model input (:func:`lcd_embed.model_input`), on the model's device.
 
     Returns
     -------
@@ -43,7 +44,7 @@ def attention_and_keys(
     """
     vit = unwrap(model)
     if getattr(vit, "cls_token", None) is None:
-        raise ValueError("attention_and_keys needs a ViT with a class token")
+        raise InputError("attention_and_keys needs a ViT with a class token")
     attn = vit.blocks[-1].attn
     captured: dict[str, torch.Tensor] = {}
 
@@ -87,7 +88,17 @@ def _grid(vit, hw) -> tuple[int, int]:
 
 
 def tile_attention(model: torch.nn.Module, tiles: torch.Tensor, *, batch_size: int = 64) -> np.ndarray:
-    """CLS->patch attention of each tile on its patch grid: (T, heads, gh, gw) float32 numpy."""
+    """CLS->patch attention of each tile on its patch grid: (T, heads, gh, gw) float32 numpy.
+
+    Parameters
+    ----------
+    model
+        A timm VisionTransformer with a class token.
+    tiles
+        (T, C, t, t) model input on the model's device.
+    batch_size
+        Tiles per forward pass.
+    """
     out = []
     for start in range(0, len(tiles), batch_size):
         res = attention_and_keys(model, tiles[start : start + batch_size])
@@ -98,11 +109,25 @@ def tile_attention(model: torch.nn.Module, tiles: torch.Tensor, *, batch_size: i
 
 
 def stitch_tiles(
-    values: np.ndarray, coords: np.ndarray, field_shape: tuple[int, int], tile_size: int
+    values: np.ndarray, coords: np.ndarray, field_shape: tuple[int, int], *, tile_size: int
 ) -> np.ndarray:
     """Place per-tile maps (T, K, gh, gw) back into a field (K, H, W), nearest upsampling, mean over overlaps.
 
-    ``coords`` and ``tile_size`` are in field pixels; pixels no tile covers are NaN.
+    Parameters
+    ----------
+    values
+        (T, K, gh, gw) per-tile maps on each tile's patch grid.
+    coords
+        (T, 2) top-left (y, x) of each tile in field pixels (:func:`lcd_embed.model_input`'s).
+    field_shape
+        (H, W) of the field.
+    tile_size
+        Side of a tile in field pixels (``tile_size * downscale`` of the recipe).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (K, H, W); pixels no tile covers are NaN.
     """
     _, k, gh, gw = values.shape
     h, w = field_shape

@@ -1,4 +1,4 @@
-"""Per-plate intensity references from negative-control wells (for ``normalization="control"``).
+"""Per-plate intensity references from negative-control wells (for ``method="control"``).
 
 Per-image percentile scaling removes real brightness differences between treatments (a compound
 that darkens cells looks like DMSO after per-image scaling); scaling every image of a plate by the
@@ -13,32 +13,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from lcd_core import DEFAULT_CONTROL, InputError, check_keys, control_mask, describe_group
 
-from .errors import InputError
 from .read import read_field
-
-
-def select_controls(df: pd.DataFrame, control: str) -> pd.Series:
-    """Boolean mask of control rows: ``control`` is a boolean column name or a pandas query string."""
-    if control in df.columns:
-        col = df[control]
-        if col.dtype != bool:
-            raise InputError(f"control column {control!r} must be boolean, found dtype {col.dtype}")
-        return col
-    try:
-        mask = df.eval(control)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise InputError(f"control query {control!r} failed on the manifest: {exc}") from exc
-    if not isinstance(mask, pd.Series) or mask.dtype != bool:
-        raise InputError(f"control query {control!r} does not give one True/False per row")
-    return mask
 
 
 def control_stats(
     manifest: pd.DataFrame,
     *,
-    control: str = "compound == 'DMSO'",
-    by: Sequence[str] = ("plate",),
+    control: str = DEFAULT_CONTROL,
+    measurement_keys: Sequence[str] = ("plate",),
     planes: Sequence[int] | None = None,
     low: float = 1.0,
     high: float = 99.0,
@@ -54,40 +38,44 @@ def control_stats(
     manifest
         A validated manifest (see :func:`lcd_embed.read_manifest`).
     control
-        Query string or boolean column selecting negative controls (data-model convention).
-    by
-        Group columns: ``("plate",)`` by default; ``("plate", "timepoint")`` for one reference per
-        measurement.
+        Query string or boolean column selecting negative controls (:func:`lcd_core.control_mask`).
+    measurement_keys
+        Group columns: ``("plate",)`` by default (one reference per plate, whatever the timepoint);
+        ``("plate", "timepoint")`` for one reference per measurement.
     planes
         Planes to read (as in :func:`lcd_embed.read_field`).
+    low, high
+        Percentiles taken (mapped to 0 and 1 by the normalization).
+    per_plane
+        One pair of percentiles per plane instead of one over all planes.
     max_images
         Control images used per group, evenly spaced in manifest order.
     pixels_per_image
         Pixels drawn (seeded, without replacement) from each image; the percentiles are taken over
         the pooled draws.
+    seed
+        Seed of the pixel draws.
 
     Returns
     -------
     pandas.DataFrame
-        One row per group: the ``by`` columns, ``n_images``, ``low`` and ``high`` (floats, or lists
-        with one value per plane when ``per_plane``).
+        One row per group: the ``measurement_keys`` columns, ``n_images``, ``low`` and ``high``
+        (floats, or lists with one value per plane when ``per_plane``).
 
     Raises
     ------
     InputError
         A group without control images (named), a bad query or missing group column.
     """
-    missing = [c for c in by if c not in manifest.columns]
-    if missing:
-        raise InputError(f"manifest has no column(s) {missing} to group control statistics by")
-    is_control = select_controls(manifest, control)
+    keys = check_keys(manifest, measurement_keys, source="manifest")
+    is_control = control_mask(manifest, control, source="manifest")
     rng = np.random.default_rng(seed)
     rows = []
-    for key, group in manifest.groupby(list(by), sort=True, dropna=False):
+    for key, group in manifest.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        ctrl = group[is_control.loc[group.index]]
+        ctrl = group[is_control[manifest.index.get_indexer(group.index)]]
         if len(ctrl) == 0:
-            raise InputError(f"no control images ({control}) in group {dict(zip(by, key, strict=True))}")
+            raise InputError(f"manifest: no control images ({control}) in group {describe_group(keys, key)}")
         take = np.unique(np.linspace(0, len(ctrl) - 1, min(max_images, len(ctrl))).round().astype(int))
         samples = []
         for _, row in ctrl.iloc[take].iterrows():
@@ -102,17 +90,46 @@ def control_stats(
             lo, hi = [float(v) for v in lo], [float(v) for v in hi]
         else:
             lo, hi = (float(v) for v in np.percentile(pooled, [low, high]))
-        rows.append({**dict(zip(by, key, strict=True)), "n_images": len(take), "low": lo, "high": hi})
+        rows.append({**dict(zip(keys, key, strict=True)), "n_images": len(take), "low": lo, "high": hi})
     return pd.DataFrame(rows)
 
 
-def stats_for_rows(manifest: pd.DataFrame, stats: pd.DataFrame, by: Sequence[str]) -> list[dict]:
-    """The ``{"low", "high"}`` reference of each manifest row (in manifest order)."""
-    lookup = {tuple(r[c] for c in by): {"low": r["low"], "high": r["high"]} for _, r in stats.iterrows()}
+def stats_for_rows(
+    manifest: pd.DataFrame, stats: pd.DataFrame, measurement_keys: Sequence[str]
+) -> list[dict]:
+    """The ``{"low", "high"}`` reference of each manifest row (in manifest order).
+
+    Parameters
+    ----------
+    manifest
+        The manifest.
+    stats
+        :func:`control_stats` of it.
+    measurement_keys
+        The columns ``stats`` is grouped by.
+    """
+    keys = list(measurement_keys)
+    lookup = {tuple(r[c] for c in keys): {"low": r["low"], "high": r["high"]} for _, r in stats.iterrows()}
     out = []
     for i, row in manifest.iterrows():
-        key = tuple(row[c] for c in by)
+        key = tuple(row[c] for c in keys)
         if key not in lookup:
-            raise InputError(f"manifest row {i}: no control statistics for {dict(zip(by, key, strict=True))}")
+            raise InputError(f"manifest row {i}: no control statistics for {describe_group(keys, key)}")
         out.append(lookup[key])
     return out
+
+
+def select_controls(df: pd.DataFrame, control: str) -> pd.Series:
+    """Deprecated: :func:`lcd_core.control_mask` as a Series; kept only for ``lcd_nuclei.inhibition``.
+
+    ``lcd_nuclei.inhibition`` (moving to ``lcd_metrics.inhibition`` on another branch) imports this;
+    delete it once that branch is merged. Not exported.
+
+    Parameters
+    ----------
+    df
+        Metadata rows.
+    control
+        Boolean column or pandas query.
+    """
+    return pd.Series(control_mask(df, control, source="obs", require=False), index=df.index)

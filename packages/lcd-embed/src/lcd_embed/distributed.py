@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from lcd_core import InputError, read_npz, write_json, write_npz
 
-from .atomic import atomic_write
-from .errors import InputError
+from .device import resolve_device
 
 
 @dataclass
@@ -34,19 +34,21 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Whether this process is rank 0 (the one that merges and writes)."""
         return self.rank == 0
 
 
-def setup(device: str | torch.device | None = None) -> DistContext:
-    """Join the torchrun process group when there is one (gloo on CPU, nccl on GPU); else a single process."""
+def setup(device: str | torch.device | None = "auto") -> DistContext:
+    """Join the torchrun process group when there is one (gloo on CPU, nccl on GPU); else a single process.
+
+    Parameters
+    ----------
+    device
+        See :func:`lcd_embed.resolve_device` (``"auto"``: this process's GPU when CUDA is available).
+    """
     import torch.distributed as dist
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
+    device = resolve_device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
@@ -59,6 +61,13 @@ def setup(device: str | torch.device | None = None) -> DistContext:
 
 
 def teardown(ctx: DistContext) -> None:
+    """Leave the process group when :func:`setup` created it.
+
+    Parameters
+    ----------
+    ctx
+        The context :func:`setup` returned.
+    """
     import torch.distributed as dist
 
     if ctx.owns_group and dist.is_initialized():
@@ -66,6 +75,13 @@ def teardown(ctx: DistContext) -> None:
 
 
 def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (a no-op in one process).
+
+    Parameters
+    ----------
+    ctx
+        The run's context.
+    """
     import torch.distributed as dist
 
     if ctx.world > 1:
@@ -73,7 +89,15 @@ def barrier(ctx: DistContext) -> None:
 
 
 def gather(ctx: DistContext, obj: Any) -> list[Any]:
-    """Every rank's ``obj`` (picklable, small), in rank order, on every rank."""
+    """Every rank's ``obj`` (picklable, small), in rank order, on every rank.
+
+    Parameters
+    ----------
+    ctx
+        The run's context.
+    obj
+        This rank's value.
+    """
     import torch.distributed as dist
 
     if ctx.world == 1:
@@ -84,23 +108,53 @@ def gather(ctx: DistContext, obj: Any) -> list[Any]:
 
 
 def shard_ranges(n_rows: int, shard_size: int) -> list[tuple[int, int]]:
-    """Consecutive [start, stop) row ranges of at most ``shard_size`` rows."""
+    """Consecutive [start, stop) row ranges of at most ``shard_size`` rows.
+
+    Parameters
+    ----------
+    n_rows
+        Manifest rows.
+    shard_size
+        Rows per shard.
+    """
     if shard_size < 1:
         raise InputError(f"shard size must be positive, got {shard_size}")
     return [(s, min(s + shard_size, n_rows)) for s in range(0, n_rows, shard_size)]
 
 
 def shards_of_rank(n_shards: int, rank: int, world: int) -> list[int]:
+    """Shard k goes to rank k mod world.
+
+    Parameters
+    ----------
+    n_shards
+        Number of shards.
+    rank, world
+        This process and the number of processes.
+    """
     return list(range(rank, n_shards, world))
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
-    """Stable hash of everything that determines a run's numbers."""
+    """Stable hash of everything that determines a run's numbers.
+
+    Parameters
+    ----------
+    payload
+        JSON-able description of the run.
+    """
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def state_dict_digest(model: torch.nn.Module) -> str:
+    """Hash of a model's weights (names and bytes).
+
+    Parameters
+    ----------
+    model
+        The model.
+    """
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
@@ -109,12 +163,31 @@ def state_dict_digest(model: torch.nn.Module) -> str:
 
 
 def shard_files(shard_dir: Path, k: int, n: int) -> tuple[Path, Path]:
+    """The data file and the done marker of shard ``k`` of ``n``.
+
+    Parameters
+    ----------
+    shard_dir
+        ``<out>.shards``.
+    k, n
+        Shard index and count.
+    """
     stem = f"shard-{k:05d}-of-{n:05d}"
     return shard_dir / f"{stem}.npz", shard_dir / f"{stem}.json"
 
 
 def shard_done(shard_dir: Path, k: int, n: int, fp: str) -> bool:
-    """True when shard k has its data and a done marker with this fingerprint."""
+    """True when shard k has its data and a done marker with this fingerprint.
+
+    Parameters
+    ----------
+    shard_dir
+        ``<out>.shards``.
+    k, n
+        Shard index and count.
+    fp
+        This run's fingerprint (a marker with another one is an error, never mixed in).
+    """
     data, marker = shard_files(shard_dir, k, n)
     if not (data.is_file() and marker.is_file()):
         return False
@@ -133,15 +206,36 @@ def shard_done(shard_dir: Path, k: int, n: int, fp: str) -> bool:
 def write_shard(
     shard_dir: Path, k: int, n: int, fp: str, arrays: dict[str, np.ndarray], failures: list[dict]
 ) -> None:
-    """Shard data then its done marker, each atomically."""
+    """Shard data then its done marker, each atomically (numeric arrays only: read back without pickle).
+
+    Parameters
+    ----------
+    shard_dir
+        ``<out>.shards``.
+    k, n
+        Shard index and count.
+    fp
+        This run's fingerprint.
+    arrays
+        ``X``, ``rows``, ``tiles``, ``coords``.
+    failures
+        Failure records of the shard.
+    """
     data, marker = shard_files(shard_dir, k, n)
-    atomic_write(data, lambda tmp: np.savez(tmp, **arrays))
+    write_npz(arrays, data)
     info = {"fingerprint": fp, "n_tiles": len(arrays["rows"]), "failures": failures}
-    atomic_write(marker, lambda tmp: Path(tmp).write_text(json.dumps(info, default=str)))
+    write_json(json.loads(json.dumps(info, default=str)), marker)
 
 
 def read_shard(shard_dir: Path, k: int, n: int) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The arrays and failures :func:`write_shard` wrote.
+
+    Parameters
+    ----------
+    shard_dir
+        ``<out>.shards``.
+    k, n
+        Shard index and count.
+    """
     data, marker = shard_files(shard_dir, k, n)
-    with np.load(data) as z:
-        arrays = {key: z[key] for key in z.files}
-    return arrays, json.loads(marker.read_text())["failures"]
+    return read_npz(data, what="embedding shard"), json.loads(marker.read_text())["failures"]

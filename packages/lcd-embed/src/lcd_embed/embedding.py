@@ -1,9 +1,10 @@
-"""Manifest -> tile embeddings (AnnData): DataLoader workers read and preprocess, the ViT embeds.
+"""Manifest -> tile embeddings (AnnData): DataLoader workers apply the model-input recipe, the ViT embeds.
 
-One code path for one process and for torchrun: rows are processed in shards (see
-:mod:`lcd_embed.distributed`), features are pooled from the CLS token and/or mean patch token of
-the last n blocks (DINO's linear-evaluation features concatenate the CLS tokens of the last blocks:
-Caron et al. 2021), and the AnnData is assembled once, in manifest order.
+One code path for one process and for torchrun, in four steps: *resolve* the manifest, model and
+recipe; *plan* the shards (and the control references, and the resume fingerprint); *run* this
+rank's shards; *merge* them in manifest order into one AnnData (rank 0). Features are pooled from
+the CLS token and/or the mean patch token of the last n blocks (DINO's linear-evaluation features
+concatenate the CLS tokens of the last blocks: Caron et al. 2021).
 """
 
 from __future__ import annotations
@@ -11,35 +12,47 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from lcd_core import InputError, progress, write_h5ad, write_table
 
 from . import distributed as dd
 from .checkpoint import load_backbone, unwrap
-from .controls import control_stats, stats_for_rows
-from .dataset import FieldRun, FieldTiles, Preprocessing
-from .errors import InputError
+from .dataset import FieldRun, FieldTiles, field_run
 from .manifest import plane_columns, read_manifest, validate_manifest
-from .output import build_tile_adata, check_output_path, failures_csv, write_adata
-from .read import count_planes
+from .output import build_tile_adata, check_anndata_path, failures_csv
+from .recipe import InputConfig, resolve_input_config
 
 POOLINGS = ("cls", "mean", "cls+mean")
 PRECISIONS = ("auto", "fp32", "bf16")
+ON_ERROR = ("raise", "skip")
 
 
 def tile_features(
     model: torch.nn.Module, x: torch.Tensor, *, pooling: str = "cls", n_last_blocks: int = 1
 ) -> torch.Tensor:
-    """Pooled features of a batch of normalized tiles.
+    """Pooled features of a batch of model-input tiles.
 
     For each of the last ``n_last_blocks`` blocks (earliest first), its output after the final
     LayerNorm is pooled to the CLS token, the mean patch token, or both (``"cls+mean"``), and the
     pieces are concatenated: dim = n_last_blocks x (1 or 2) x embed_dim.
+
+    Parameters
+    ----------
+    model
+        A timm VisionTransformer (wrappers are unwrapped).
+    x
+        (B, C, H, W) tiles from :func:`lcd_embed.model_input`, on the model's device.
+    pooling
+        ``"cls"``, ``"mean"`` or ``"cls+mean"``.
+    n_last_blocks
+        Blocks whose outputs are pooled and concatenated.
     """
     vit = unwrap(model)
     if pooling not in POOLINGS:
@@ -74,12 +87,12 @@ def embed(
     *,
     out: str | os.PathLike | None = None,
     weights: str | os.PathLike | None = None,
-    preprocessing: Preprocessing | dict[str, Any] | None = None,
+    preprocessing: Mapping[str, Any] | InputConfig | None = None,
     pooling: str = "cls",
     n_last_blocks: int = 1,
     batch_size: int = 64,
     num_workers: int = 2,
-    device: str | torch.device | None = None,
+    device: str | torch.device = "auto",
     precision: str = "auto",
     on_error: str = "raise",
     shard_size: int = 256,
@@ -100,8 +113,13 @@ def embed(
     out
         ``.h5ad`` or ``.zarr`` to write atomically (required under torchrun). Finished shards are
         kept in ``<out>.shards/`` until the merge, so a re-run skips them.
+    weights
+        Local weights for a timm model name (see :func:`lcd_embed.load_backbone`).
     preprocessing
-        :class:`Preprocessing` or a dict of its fields.
+        Changes to the checkpoint's recorded model-input recipe: a dict of
+        :class:`lcd_embed.InputConfig` fields (``None`` values keep the recorded ones), or a whole
+        :class:`~lcd_embed.InputConfig` used as it is. By default the recipe the checkpoint records
+        (planes, normalization, downscale, mean/std; tile size = its ``img_size``).
     pooling, n_last_blocks
         ``"cls"``, ``"mean"`` (mean patch token) or ``"cls+mean"``, for each of the last n blocks.
     batch_size
@@ -109,7 +127,7 @@ def embed(
     num_workers
         DataLoader worker processes reading and preprocessing fields (0: in the main process).
     device
-        Default: ``cuda:LOCAL_RANK`` when CUDA is available, else CPU.
+        ``"auto"``: ``cuda:LOCAL_RANK`` when CUDA is available, else CPU (:func:`lcd_embed.resolve_device`).
     precision
         ``"auto"`` (bf16 autocast on GPUs that support it, fp32 on CPU), ``"fp32"`` or ``"bf16"``.
         ``X`` is float32 either way.
@@ -122,7 +140,9 @@ def embed(
     keep_shards
         Keep ``<out>.shards/`` after the merge.
     progress
-        Show a rich progress bar (rank 0).
+        Show a progress bar in tiles per second (rank 0).
+    seed
+        Seed of a random initialisation and of control pixel sampling.
 
     Returns
     -------
@@ -131,83 +151,91 @@ def embed(
         tile_x``; uns["lcd_embed"] = model config, spec, preprocessing, pooling, failures;
         uns["lcd"]["level"] = "tile". ``None`` on ranks other than 0.
     """
-    if on_error not in ("raise", "skip"):
+    if on_error not in ON_ERROR:
         raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if pooling not in POOLINGS:
         raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if out is not None:
-        out = check_output_path(out)
+        out = check_anndata_path(out)
     ctx = dd.setup(device)
     try:
-        return _embed(
+        if ctx.world > 1 and out is None:
+            raise InputError("under torchrun, embed needs an output path (out=... / --out)")
+        job = _resolve(
             ctx,
             manifest,
             model,
-            out=out,
             weights=weights,
             preprocessing=preprocessing,
             pooling=pooling,
             n_last_blocks=n_last_blocks,
-            batch_size=batch_size,
-            num_workers=num_workers,
             precision=precision,
-            on_error=on_error,
-            shard_size=shard_size,
-            keep_shards=keep_shards,
-            progress=progress,
             seed=seed,
         )
+        plan = _plan(ctx, job, out=out, shard_size=shard_size)
+        embedder = _Embedder(job, ctx.device, batch_size)
+        in_memory = _run(
+            ctx, job, plan, embedder, num_workers=num_workers, on_error=on_error, progress=progress
+        )
+        if not ctx.is_main:
+            return None
+        return _merge(ctx, job, plan, embedder.dim, in_memory, out=out, keep_shards=keep_shards)
     finally:
         dd.teardown(ctx)
 
 
-def field_run(df: pd.DataFrame, prep: Preprocessing, config: dict, *, seed: int) -> FieldRun:
-    """How every field of ``df`` is read and preprocessed (shared by ``embed`` and ``attention_maps``).
+@dataclass
+class _Job:
+    """What :func:`_resolve` settles: the manifest, the model and its recipe, the run's metadata."""
 
-    ``prep`` is already resolved against the model ``config``. With control normalization the
-    per-plate control references are computed here (seeded pixel sampling), so both callers
-    normalize a field identically.
-    """
-    stats = None
-    if prep.normalization == "control":
-        table = control_stats(
-            df,
-            control=prep.control,
-            by=prep.control_by,
-            planes=prep.planes,
-            low=prep.low,
-            high=prep.high,
-            per_plane=prep.per_plane,
-            seed=seed,
+    df: pd.DataFrame
+    net: torch.nn.Module
+    config: dict[str, Any]
+    spec: str
+    weights: str
+    recipe: InputConfig
+    run: FieldRun
+    pooling: str
+    n_last_blocks: int
+    precision: str
+    seed: int
+
+    def use_bf16(self, device: torch.device) -> bool:
+        return self.precision == "bf16" or (
+            self.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
         )
-        stats = stats_for_rows(df, table, prep.control_by)
-    return FieldRun(df, prep, int(config["in_chans"]), count_planes(df.iloc[0]), stats)
+
+    def meta(self, device: torch.device) -> dict[str, Any]:
+        """``uns["lcd_embed"]`` (without failures); also the resume fingerprint's content."""
+        return {
+            "spec": self.spec,
+            "weights": self.weights,
+            "model": self.config,
+            "preprocessing": self.recipe.as_dict(),
+            "pooling": self.pooling,
+            "n_last_blocks": self.n_last_blocks,
+            "precision": "bf16" if self.use_bf16(device) else "fp32",
+            "seed": self.seed,
+            "n_fields": len(self.df),
+        }
 
 
-def _embed(
-    ctx: dd.DistContext,
-    manifest,
-    model,
-    *,
-    out,
-    weights,
-    preprocessing,
-    pooling,
-    n_last_blocks,
-    batch_size,
-    num_workers,
-    precision,
-    on_error,
-    shard_size,
-    keep_shards,
-    progress,
-    seed,
-):
-    """The body of :func:`embed` once the process group (if any) is set up."""
-    if ctx.world > 1 and out is None:
-        raise InputError("under torchrun, embed needs an output path (out=... / --out)")
+@dataclass
+class _Plan:
+    """Shards of the manifest, this rank's unfinished ones, where finished ones go, the fingerprint."""
+
+    ranges: list[tuple[int, int]]
+    todo: list[int]
+    shard_dir: Path | None
+    fingerprint: str | None
+
+
+def _resolve(
+    ctx: dd.DistContext, manifest, model, *, weights, preprocessing, pooling, n_last_blocks, precision, seed
+) -> _Job:
+    """Read the manifest, load the model, resolve the recipe against its config, plan the fields."""
     df = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else validate_manifest(manifest)
     if isinstance(model, tuple):
         if weights is not None:
@@ -221,66 +249,58 @@ def _embed(
         torch.manual_seed(seed)
         net, config = load_backbone(model, weights=weights, device=ctx.device)
         spec = str(model)
-    prep = (
-        Preprocessing(**preprocessing)
-        if isinstance(preprocessing, dict)
-        else (preprocessing or Preprocessing())
+    if isinstance(preprocessing, InputConfig):
+        recipe = preprocessing
+    else:
+        recipe = resolve_input_config(config, **dict(preprocessing or {}))
+    run = field_run(df, recipe, seed=seed)
+    weights = str(weights) if weights else ""
+    return _Job(
+        df, net, config, spec, weights, recipe, run, pooling, int(n_last_blocks), precision, int(seed)
     )
-    prep = prep.resolve(config)
-    run = field_run(df, prep, config, seed=seed)
-    use_bf16 = precision == "bf16" or (
-        precision == "auto" and ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    meta = {
-        "spec": spec,
-        "weights": str(weights) if weights else "",
-        "model": config,
-        "preprocessing": {**asdict(prep), "planes": "all" if prep.planes is None else list(prep.planes)},
-        "pooling": pooling,
-        "n_last_blocks": int(n_last_blocks),
-        "precision": "bf16" if use_bf16 else "fp32",
-        "seed": int(seed),
-        "n_fields": len(df),
-    }
-    fp = None
+
+
+def _plan(ctx: dd.DistContext, job: _Job, *, out: Path | None, shard_size: int) -> _Plan:
+    """Cut the manifest into shards; with an output, skip shards a previous identical run finished."""
+    ranges = dd.shard_ranges(len(job.df), shard_size)
+    fp, shard_dir = None, None
     if out is not None:  # only sharded runs need it (resume); hashing the weights costs ~0.2 s for a ViT-S
         fp = dd.fingerprint(
             {
-                **meta,
-                "paths": df[plane_columns(df.columns) or ["path"]].to_numpy().tolist(),
-                "state": dd.state_dict_digest(net),
+                **job.meta(ctx.device),
+                "paths": job.df[plane_columns(job.df.columns) or ["path"]].to_numpy().tolist(),
+                "state": dd.state_dict_digest(job.net),
                 "shard_size": shard_size,
-                "expected_planes": run.expected_planes,
+                "expected_planes": job.run.expected_planes,
             }
         )
-    mean = torch.tensor(config["normalization"]["mean"], dtype=torch.float32, device=ctx.device).view(
-        1, -1, 1, 1
-    )
-    std = torch.tensor(config["normalization"]["std"], dtype=torch.float32, device=ctx.device).view(
-        1, -1, 1, 1
-    )
-    embedder = _Embedder(net, mean, std, pooling, n_last_blocks, use_bf16, ctx.device, batch_size)
-
-    ranges = dd.shard_ranges(len(df), shard_size)
-    shard_dir = Path(f"{out}.shards") if out is not None else None
-    if shard_dir is not None and ctx.is_main:
-        shard_dir.mkdir(parents=True, exist_ok=True)
+        shard_dir = Path(f"{out}.shards")
+        if ctx.is_main:
+            shard_dir.mkdir(parents=True, exist_ok=True)
     dd.barrier(ctx)
     mine = dd.shards_of_rank(len(ranges), ctx.rank, ctx.world)
     todo = (
         mine if shard_dir is None else [k for k in mine if not dd.shard_done(shard_dir, k, len(ranges), fp)]
     )
+    return _Plan(ranges, todo, shard_dir, fp)
+
+
+def _run(
+    ctx: dd.DistContext, job: _Job, plan: _Plan, embedder: _Embedder, *, num_workers, on_error, progress
+) -> dict[int, tuple[dict, list]]:
+    """Embed this rank's unfinished shards (kept in memory, or written as shard files); errors reach every rank."""
     in_memory: dict[int, tuple[dict, list]] = {}
     error = None
+    n_fields = sum(plan.ranges[k][1] - plan.ranges[k][0] for k in plan.todo)
     try:
-        with _progress(progress and ctx.is_main, sum(ranges[k][1] - ranges[k][0] for k in todo)) as advance:
-            for k in todo:
-                rows = list(range(*ranges[k]))
-                arrays, failures = embedder.run(run, rows, num_workers, on_error, advance)
-                if shard_dir is None:
+        with _tile_progress(progress and ctx.is_main, n_fields) as advance:
+            for k in plan.todo:
+                rows = list(range(*plan.ranges[k]))
+                arrays, failures = embedder.run(job.run, rows, num_workers, on_error, advance)
+                if plan.shard_dir is None:
                     in_memory[k] = (arrays, failures)
                 else:
-                    dd.write_shard(shard_dir, k, len(ranges), fp, arrays, failures)
+                    dd.write_shard(plan.shard_dir, k, len(plan.ranges), plan.fingerprint, arrays, failures)
     except (InputError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)
         if ctx.world == 1:
@@ -289,40 +309,42 @@ def _embed(
     if errors:
         raise InputError(errors[0])
     dd.barrier(ctx)
-    if not ctx.is_main:
-        return None
+    return in_memory
+
+
+def _merge(
+    ctx: dd.DistContext, job: _Job, plan: _Plan, dim: int, in_memory, *, out: Path | None, keep_shards: bool
+):
+    """Rank 0: every shard in manifest order -> one AnnData, written atomically with its failures CSV."""
+    n = len(plan.ranges)
     parts = [
-        in_memory[k] if shard_dir is None else dd.read_shard(shard_dir, k, len(ranges))
-        for k in range(len(ranges))
+        in_memory[k] if plan.shard_dir is None else dd.read_shard(plan.shard_dir, k, n) for k in range(n)
     ]
-    adata = build_tile_adata(df, parts, meta, embedder.dim)
+    adata = build_tile_adata(job.df, parts, job.meta(ctx.device), dim)
     if out is not None:
         failures = adata.uns["lcd_embed"]["failures"]
         if len(failures["manifest_row"]):
-            from .manifest import write_table
-
             write_table(pd.DataFrame(failures), failures_csv(out))
-        write_adata(adata, out)
+        write_h5ad(adata, out)
         if not keep_shards:
-            shutil.rmtree(shard_dir, ignore_errors=True)
+            shutil.rmtree(plan.shard_dir, ignore_errors=True)
     return adata
 
 
 class _Embedder:
     """Batches tiles across fields, runs the model, keeps features in order."""
 
-    def __init__(self, net, mean, std, pooling, n_last_blocks, use_bf16, device, batch_size):
-        self.net, self.mean, self.std = net, mean, std
-        self.pooling, self.n_last_blocks, self.use_bf16 = pooling, n_last_blocks, use_bf16
+    def __init__(self, job: _Job, device: torch.device, batch_size: int):
+        self.net = job.net
+        self.pooling, self.n_last_blocks, self.use_bf16 = job.pooling, job.n_last_blocks, job.use_bf16(device)
         self.device, self.batch_size = device, int(batch_size)
-        vit = unwrap(net)
-        per_layer = vit.embed_dim * (2 if pooling == "cls+mean" else 1)
-        self.dim = per_layer * n_last_blocks
+        vit = unwrap(job.net)
+        per_layer = vit.embed_dim * (2 if job.pooling == "cls+mean" else 1)
+        self.dim = per_layer * job.n_last_blocks
 
     @torch.inference_mode()
     def forward(self, tiles: torch.Tensor) -> np.ndarray:
         x = tiles.to(self.device, non_blocking=True)
-        x = (x - self.mean) / self.std
         ctx = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.use_bf16
@@ -333,7 +355,7 @@ class _Embedder:
         return f.float().cpu().numpy()
 
     def run(
-        self, run: FieldRun, rows: list[int], num_workers: int, on_error: str, advance
+        self, run: FieldRun, rows: list[int], num_workers: int, on_error: str, advance: Callable[..., None]
     ) -> tuple[dict, list]:
         loader = torch.utils.data.DataLoader(
             FieldTiles(run, rows),
@@ -346,13 +368,14 @@ class _Embedder:
         buffer: list[torch.Tensor] = []
         n_buffered = 0
         for item in loader:
-            advance(1)
             if item["error"] is not None:
+                advance(0, fields=1)
                 if on_error == "raise":
                     raise InputError(item["error"])
                 failures.append({"manifest_row": item["row"], "path": item["path"], "error": item["error"]})
                 continue
             n = item["tiles"].shape[0]
+            advance(n, fields=1)
             buffer.append(item["tiles"])
             meta_rows.append(np.full(n, item["row"], dtype=np.int64))
             meta_tiles.append(np.arange(n, dtype=np.int64))
@@ -379,22 +402,20 @@ def _identity(x):
 
 
 @contextlib.contextmanager
-def _progress(show: bool, total: int):
-    if not show:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+def _tile_progress(enabled: bool, n_fields: int):
+    """lcd-core's bar in tiles per second, with the fields done out of ``n_fields`` beside it.
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task("embedding fields", total=total)
-        yield lambda n: bar.advance(task, n)
+    The bar counts tiles (``unit="tiles"``), whose total is only known once every field is read, so
+    it is a spinner with a count; ``advance(n_tiles, fields=1)`` also updates ``fields k/n``.
+    """
+    done = [0]
+    with progress(None, "embedding", enabled=enabled, unit="tiles") as bar:
+
+        def advance(n: int = 1, *, fields: int = 0) -> None:
+            done[0] += fields
+            bar(n, info=f"fields {done[0]}/{n_fields}")
+
+        yield advance
 
 
 __all__ = ["POOLINGS", "embed", "tile_features"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,24 @@ def attention_overlay(
 ) -> Path:
     """Field with its last-block CLS attention: mean over heads, then single heads (paper Fig. 4 style).
 
-    ``image`` (H, W) display plane; ``attention`` (heads, H, W) stitched maps. Written atomically.
+    Parameters
+    ----------
+    image
+        (H, W) display plane.
+    attention
+        (heads, H, W) stitched maps.
+    path
+        The PNG, written atomically.
+    title
+        Figure title.
+    max_heads
+        Single heads shown after the mean.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .atomic import atomic_write
+    from lcd_core import atomic_write
 
     heads = attention.shape[0]
     shown = min(heads, max_heads)
@@ -30,7 +41,9 @@ def attention_overlay(
     grey = np.clip((image - lo) / max(hi - lo, 1e-12), 0, 1)
     axes[0, 0].imshow(grey, cmap="gray")
     axes[0, 0].set_title("image")
-    maps = [np.nanmean(attention, axis=0)] + [attention[i] for i in range(shown)]
+    with warnings.catch_warnings():  # pixels no tile covers (edge="drop") are NaN in every head
+        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+        maps = [np.nanmean(attention, axis=0)] + [attention[i] for i in range(shown)]
     names = ["attention, mean of heads"] + [f"head {i}" for i in range(shown)]
     for ax, m, name in zip(axes[0, 1:], maps, names, strict=True):
         top = np.nanpercentile(m, 99) if np.isfinite(m).any() else 1.0

@@ -15,9 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-
-from .atomic import atomic_write
-from .errors import InputError
+from lcd_core import InputError, read_table
 
 PLANE_COLUMN = re.compile(r"^path_z(\d+)$")
 STRING_COLUMNS = ("replica", "plate", "well", "compound", "moa")
@@ -88,21 +86,26 @@ def read_manifest(path: str | os.PathLike, *, resolve: bool = True) -> pd.DataFr
         a row with a missing or empty plane path (inconsistent plane counts), a duplicated image.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"manifest not found: {path}")
-    try:
-        df = _read_table(path, string_columns=STRING_COLUMNS)
-    except InputError:
-        raise
-    except Exception as exc:  # a parser error: name the file
-        raise InputError(f"cannot read manifest {path}: {exc}") from exc
+    df = read_table(path, what="manifest", text_columns=STRING_COLUMNS)
     return validate_manifest(df, source=str(path), base=path.parent if resolve else None)
 
 
 def validate_manifest(
     df: pd.DataFrame, *, source: str = "manifest", base: Path | None = None
 ) -> pd.DataFrame:
-    """Check a manifest table and return a copy with string paths (absolute when ``base`` is given)."""
+    """Check a manifest table and return a copy with string paths (absolute when ``base`` is given).
+
+    Parameters
+    ----------
+    df
+        One row per field of view x timepoint.
+    source
+        Named in errors (the manifest's path).
+    base
+        Folder relative image paths are resolved against (``None``: kept as they are).
+    """
     if len(df) == 0:
         raise InputError(f"{source}: the manifest has no rows")
     if df.columns.duplicated().any():
@@ -162,16 +165,14 @@ def validate_manifest(
     return df
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a table atomically as CSV or parquet (chosen by the suffix)."""
-    path = Path(path)
-    if path.suffix in (".parquet", ".pq"):
-        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
 def well_name(row: int, column: int) -> str:
-    """Well name from 1-based row and column indices: (2, 3) -> ``B03``; rows past Z are ``AA``, ``AB``..."""
+    """Well name from 1-based row and column indices: (2, 3) -> ``B03``; rows past Z are ``AA``, ``AB``...
+
+    Parameters
+    ----------
+    row, column
+        1-based plate row and column.
+    """
     if row < 1 or column < 1:
         raise InputError(f"well row and column are 1-based, got r{row} c{column}")
     letters, r = "", row
@@ -182,7 +183,13 @@ def well_name(row: int, column: int) -> str:
 
 
 def normalize_well(name: str) -> str:
-    """``a1`` / ``A1`` / ``A01`` -> ``A01`` (so plate maps and image names agree)."""
+    """``a1`` / ``A1`` / ``A01`` -> ``A01`` (so plate maps and image names agree).
+
+    Parameters
+    ----------
+    name
+        A well name.
+    """
     m = re.fullmatch(r"\s*([A-Za-z]+)\s*0*(\d+)\s*", str(name))
     if not m:
         raise InputError(f"not a well name: {name!r} (expected e.g. 'B03')")
@@ -212,6 +219,8 @@ def manifest_from_opera(
         Plate names, one per folder; default: the folder name (its parent when it is called ``Images``).
     channel
         The channel to keep; required when a folder holds more than one.
+    well_key, plate_key
+        Names of the well and plate columns (of the plate map and the result).
 
     Returns
     -------
@@ -266,7 +275,7 @@ def manifest_from_pattern(
     well_key: str = "well",
     plate_key: str = "plate",
 ) -> pd.DataFrame:
-    """Build a manifest from a glob and a regex with named groups.
+    r"""Build a manifest from a glob and a regex with named groups.
 
     Parameters
     ----------
@@ -274,13 +283,22 @@ def manifest_from_pattern(
         Glob relative to ``root`` (``**`` recurses), e.g. ``"plate*/*.tif"``.
     regex
         Matched (``re.search``) against the path relative to ``root``; its named groups become
-        metadata columns, e.g. ``r"(?P<plate>P\\d+)/(?P<well>[A-P]\\d+)_s(?P<fov>\\d+)_z(?P<plane>\\d)"``.
+        metadata columns, e.g. ``r"(?P<plate>P\d+)/(?P<well>[A-P]\d+)_s(?P<fov>\d+)_z(?P<plane>\d)"``.
         Files that do not match are ignored. Numeric-looking ``fov``/``timepoint`` groups become ints.
     plate_map
         Optional plate map joined on ``well`` (and ``plate`` when it has that column).
+    root
+        Folder the glob starts from.
     plane_group
         The group holding the z-plane; files sharing every other group form one row with
         ``path_z0..`` in plane order. Without it, each file is one row with ``path``.
+    well_key, plate_key
+        Names of the well and plate columns (of the plate map and the result).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per field (``path_z0..`` or ``path``), the regex groups and the plate-map columns.
     """
     root = Path(root)
     rx = re.compile(regex)
@@ -341,7 +359,7 @@ def _join_plate_map(df: pd.DataFrame, plate_map, *, well_key: str, plate_key: st
         source = str(plate_map)
         if not Path(plate_map).is_file():
             raise FileNotFoundError(f"plate map not found: {plate_map}")
-        pm = _read_table(Path(plate_map), string_columns=(well_key, plate_key, *STRING_COLUMNS))
+        pm = read_table(plate_map, what="plate map", text_columns=(well_key, plate_key, *STRING_COLUMNS))
     if well_key not in pm.columns:
         raise InputError(f"{source}: no '{well_key}' column (found {list(pm.columns)})")
     if well_key not in df.columns:
@@ -364,18 +382,6 @@ def _join_plate_map(df: pd.DataFrame, plate_map, *, well_key: str, plate_key: st
             f"{source}: no plate-map row for {on} {wells[:5]} ({len(wells)} in all) that have images"
         )
     return out.drop(columns="_merge").reset_index(drop=True)
-
-
-def _read_table(path: Path, *, string_columns: Sequence[str] = ()) -> pd.DataFrame:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
-        sep = "\t" if ".tsv" in name else ","
-        header = pd.read_csv(path, sep=sep, nrows=0).columns
-        dtype = {c: str for c in string_columns if c in header}
-        return pd.read_csv(path, sep=sep, dtype=dtype)
-    raise InputError(f"{path}: unknown table format (use .csv, .csv.gz, .tsv or .parquet)")
 
 
 def _plate_from_folder(folder: Path) -> str:

@@ -1,7 +1,8 @@
-"""Pure numpy preprocessing: intensity normalization, downscaling, tiling.
+"""Pure numpy kernels of the model-input recipe: intensity normalization, downscaling, channels, tiling.
 
-Everything here works on one field (C, H, W) or (H, W) at a time and has no I/O; the per-plate
-control statistics (which read images) live in :mod:`lcd_embed.controls`.
+Everything here works on one field (C, H, W) or (H, W) at a time and has no I/O. The order in which
+they are applied, and with which options, is :mod:`lcd_embed.recipe`'s (``model_input``); the
+per-plate control statistics (which read images) live in :mod:`lcd_embed.controls`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from .errors import InputError
+from lcd_core import InputError
 
 NORMALIZATION_METHODS = ("percentile", "control", "none")
+EDGES = ("drop", "shift")
 
 
 def normalize_intensity(
@@ -84,7 +85,15 @@ def normalize_intensity(
 
 
 def downscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block-mean downscaling by an integer factor; trailing rows/columns that do not fill a block are dropped."""
+    """Block-mean downscaling by an integer factor; trailing rows/columns that do not fill a block are dropped.
+
+    Parameters
+    ----------
+    image
+        (..., H, W) array.
+    factor
+        Positive integer block side (1: the image as float32).
+    """
     if int(factor) != factor or factor < 1:
         raise InputError(f"downscale factor must be a positive integer, got {factor}")
     factor = int(factor)
@@ -99,7 +108,17 @@ def downscale(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def tile_positions(size: int, tile_size: int, stride: int, edge: str) -> list[int]:
-    """Start offsets along one axis; ``edge="shift"`` adds a last tile flush with the border."""
+    """Start offsets along one axis; ``edge="shift"`` adds a last tile flush with the border.
+
+    Parameters
+    ----------
+    size
+        Length of the axis.
+    tile_size, stride
+        Tile side and step.
+    edge
+        ``"drop"`` or ``"shift"``.
+    """
     starts = list(range(0, size - tile_size + 1, stride))
     if edge == "shift" and starts and starts[-1] + tile_size < size:
         starts.append(size - tile_size)
@@ -147,7 +166,7 @@ def tile_image(
     stride = tile_size if stride is None else stride
     if tile_size < 1 or stride < 1:
         raise InputError(f"tile_size and stride must be positive, got {tile_size}, {stride}")
-    if edge not in ("drop", "shift"):
+    if edge not in EDGES:
         raise InputError(f"edge must be 'drop' or 'shift', got {edge!r}")
     _, h, w = x.shape
     if h < tile_size or w < tile_size:
@@ -159,7 +178,17 @@ def tile_image(
 
 
 def match_channels(image: np.ndarray, in_chans: int, *, source: str = "image") -> np.ndarray:
-    """Give a (C, H, W) field the model's channel count: equal is kept, one plane is repeated, else an error."""
+    """Give a (C, H, W) field the model's channel count: equal is kept, one plane is repeated, else an error.
+
+    Parameters
+    ----------
+    image
+        (C, H, W) field.
+    in_chans
+        The model's input channels.
+    source
+        Named in the error.
+    """
     c = image.shape[0]
     if c == in_chans:
         return image
@@ -178,38 +207,3 @@ def _per_plane(v, x: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or a.shape != (x.shape[0],):
         raise InputError(f"control stats have shape {a.shape} but the image has shape {x.shape}")
     return a[:, None, None]
-
-
-def preprocess_field(
-    image: np.ndarray,
-    *,
-    in_chans: int,
-    normalization: str = "percentile",
-    low: float = 1.0,
-    high: float = 99.0,
-    per_plane: bool = False,
-    clip: bool = False,
-    stats: Mapping[str, float | np.ndarray] | None = None,
-    downscale_factor: int = 1,
-    tile_size: int = 224,
-    stride: int | None = None,
-    edge: str = "drop",
-    source: str = "image",
-) -> tuple[np.ndarray, np.ndarray]:
-    """The whole per-field chain: normalize (full field) -> downscale -> channels -> tiles.
-
-    Returns tiles (T, in_chans, tile_size, tile_size) float32 and their top-left (y, x) in the
-    coordinates of the original (not downscaled) field. Errors name ``source``.
-    """
-    try:
-        x = normalize_intensity(
-            image, method=normalization, low=low, high=high, stats=stats, per_plane=per_plane, clip=clip
-        )
-        x = downscale(x, downscale_factor)
-        x = match_channels(x, in_chans, source=source)
-        tiles, coords = tile_image(x, tile_size=tile_size, stride=stride, edge=edge)
-    except InputError as exc:
-        if source in str(exc):
-            raise
-        raise InputError(f"{source}: {exc}") from exc
-    return tiles, coords * int(downscale_factor)

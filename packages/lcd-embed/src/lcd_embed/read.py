@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import ImageReadError
 
-from .errors import ImageReadError
 from .manifest import plane_paths
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -143,7 +143,13 @@ def _check_exists(path: str) -> Path:
 
 
 def count_planes(source: Mapping | pd.Series | str | os.PathLike) -> int:
-    """Number of planes of a field without decoding pixels when possible (TIFF header only)."""
+    """Number of planes of a field without decoding pixels when possible (TIFF header only).
+
+    Parameters
+    ----------
+    source
+        A manifest row or one image path.
+    """
     paths = plane_paths(source) if isinstance(source, (pd.Series, Mapping)) else [str(source)]
     if len(paths) > 1:
         return len(paths)

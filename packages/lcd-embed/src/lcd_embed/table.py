@@ -1,60 +1,19 @@
 """CellProfiler / pycytominer per-image feature tables -> the same AnnData layout as image embeddings.
 
-Feature columns follow the data contract (docs/data-model.md, "Tables in Cell Painting /
-pycytominer layout"): an explicit list or regex; else every non-``Metadata_`` column when metadata
-columns are prefixed; else the CellProfiler compartments ``Cells_``, ``Cytoplasm_``, ``Nuclei_``,
-``Image_``. Everything else goes to ``obs`` with its name unchanged.
+Which columns are features is lcd-core's one rule (:func:`lcd_core.feature_columns`, docs/data-model.md
+"Tables in Cell Painting / pycytominer layout"); everything else goes to ``obs`` with its name unchanged.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, read_table, table_to_anndata
 
-from .errors import InputError
-from .manifest import _read_table
-from .output import plain_strings
-
-COMPARTMENTS = ("Cells_", "Cytoplasm_", "Nuclei_", "Image_")
-
-
-def feature_columns(
-    df: pd.DataFrame, features: Sequence[str] | str | None = None, *, source: str = "table"
-) -> list[str]:
-    """The feature columns of a profile table, by the data-contract rules."""
-    cols = [str(c) for c in df.columns]
-    if isinstance(features, str):
-        rx = re.compile(features)
-        found = [c for c in cols if rx.search(c)]
-        if not found:
-            raise InputError(f"{source}: no column matches features regex {features!r}")
-        return found
-    if features is not None:
-        missing = [f for f in features if f not in cols]
-        if missing:
-            raise InputError(f"{source}: feature columns not found: {missing[:5]}")
-        return list(features)
-    if any(c.startswith("Metadata_") for c in cols):
-        found = [c for c in cols if not c.startswith("Metadata_")]
-        bad = [
-            c for c in found if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
-        ]
-        if bad:
-            raise InputError(
-                f"{source}: column {bad[0]!r} is not numeric; prefix it with Metadata_ or pass features="
-            )
-        return found
-    found = [c for c in cols if c.startswith(COMPARTMENTS)]
-    if found:
-        return found
-    raise InputError(
-        f"{source}: cannot tell features from metadata among {cols[:10]}...; pass features= (list or regex)"
-    )
+LEVELS = ("fov", "well")
 
 
 def from_table(
@@ -70,9 +29,9 @@ def from_table(
     Parameters
     ----------
     table
-        CSV(.gz) / parquet path or DataFrame (pycytominer or CellProfiler column names).
+        csv(.gz) / tsv / parquet path or DataFrame (pycytominer or CellProfiler column names).
     features
-        Feature columns (list) or a regex; default: the data-contract rules.
+        Feature columns (list) or a regex; default: the data-contract rule.
     rename
         Optional ``{old: new}`` for metadata columns, e.g. ``{"Metadata_Plate": "plate",
         "Metadata_Well": "well"}``; by default names stay unchanged.
@@ -88,24 +47,19 @@ def from_table(
     anndata.AnnData
         X float32 (rows x features, names kept in ``var_names``), obs = the other columns.
     """
-    import anndata as ad
-
-    if isinstance(table, pd.DataFrame):
-        df, source = table.copy(), "table"
-    else:
-        path = Path(table)
-        if not path.is_file():
-            raise FileNotFoundError(f"feature table not found: {path}")
-        df, source = _read_table(path), str(path)
-    if len(df) == 0:
-        raise InputError(f"{source}: the table has no rows")
     if nonfinite not in ("error", "drop_features"):
         raise InputError(f"nonfinite must be 'error' or 'drop_features', got {nonfinite!r}")
-    feats = feature_columns(df, features, source=source)
-    bad = [c for c in feats if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise InputError(f"{source}: feature column {bad[0]!r} is not numeric")
-    X = df[feats].to_numpy(dtype=np.float64)
+    if level not in LEVELS:
+        raise InputError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    if isinstance(table, pd.DataFrame):
+        df, source = table, "table"
+    else:
+        df, source = read_table(table, what="feature table"), str(table)
+    if len(df) == 0:
+        raise InputError(f"{source}: the table has no rows")
+    adata = table_to_anndata(df, features=features, source=source)
+    feats = list(adata.var_names)
+    X = np.asarray(adata.X, dtype=np.float64)
     finite = np.isfinite(X)
     dropped: list[str] = []
     if not finite.all():
@@ -118,23 +72,19 @@ def from_table(
             )
         keep = finite.all(axis=0)
         dropped = [f for f, k in zip(feats, keep, strict=True) if not k]
-        feats = [f for f, k in zip(feats, keep, strict=True) if k]
-        X = X[:, keep]
-        if not feats:
+        if not keep.any():
             raise InputError(f"{source}: every feature has NaN/inf values")
-    obs = df.drop(columns=[c for c in df.columns if c in set(feats) | set(dropped)])
+        adata = adata[:, keep].copy()
     if rename:
-        missing = [k for k in rename if k not in obs.columns]
+        missing = [k for k in rename if k not in adata.obs.columns]
         if missing:
             raise InputError(f"{source}: cannot rename missing columns {missing}")
-        obs = obs.rename(columns=dict(rename))
-    obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
-    var = pd.DataFrame(index=pd.Index(feats, dtype=object))
-    adata = ad.AnnData(X=X.astype(np.float32), obs=plain_strings(obs), var=var)
+        adata.obs = adata.obs.rename(columns=dict(rename))
+    adata.X = np.asarray(adata.X, dtype=np.float32)
     adata.uns["lcd_embed"] = {
         "source": source,
         "kind": "feature_table",
-        "n_features": len(feats),
+        "n_features": int(adata.n_vars),
         "dropped_features": dropped,
     }
     adata.uns["lcd"] = {"level": level}

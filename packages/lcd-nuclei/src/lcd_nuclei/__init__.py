@@ -2,15 +2,17 @@
 
 Object discovery from a self-supervised ViT's attention and keys (FOUND-style background seed),
 refined with an own Fast Bilateral Solver, split into instances by watershed, and evaluated
-against instance masks or a nuclear stain. ``import lcd_nuclei`` is light: torch is imported only
-by the discovery functions.
+against instance masks or a nuclear stain. Fields become model input through lcd-embed's one
+recipe (``lcd_embed.model_input``) with the checkpoint's recorded preprocessing. Bad input is an
+``lcd_core.InputError``. ``import lcd_nuclei`` is light: torch is imported only by the discovery
+functions.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from lcd_core import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "BilateralGrid": "bilateral",
@@ -36,17 +38,4 @@ _EXPORTS = {
     "write_overlay": "count",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lcd_nuclei' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from lcd_core import InputError
 
 __all__ = ["BilateralGrid", "bilateral_solve"]
 
@@ -62,11 +63,11 @@ class BilateralGrid:
         """Grid of a 2-D guide in grey levels (e.g. 0-255; ``sigma_luma`` is in the same units)."""
         guide = np.asarray(guide, dtype=np.float64)
         if guide.ndim != 2:
-            raise ValueError(f"guide must be a 2-D grey image, got shape {guide.shape}")
+            raise InputError(f"guide must be a 2-D grey image, got shape {guide.shape}")
         if not np.isfinite(guide).all():
-            raise ValueError("guide image contains NaN or inf")
+            raise InputError("guide image contains NaN or inf")
         if sigma_spatial <= 0 or sigma_luma <= 0:
-            raise ValueError("sigma_spatial and sigma_luma must be positive")
+            raise InputError("sigma_spatial and sigma_luma must be positive")
         h, w = guide.shape
         gy = (np.arange(h) / sigma_spatial).astype(np.int64)
         gx = (np.arange(w) / sigma_spatial).astype(np.int64)
@@ -188,12 +189,12 @@ def bilateral_solve(
     """
     target = np.asarray(target, dtype=np.float64)
     if target.shape != np.shape(guide):
-        raise ValueError(f"target shape {target.shape} differs from guide shape {np.shape(guide)}")
+        raise InputError(f"target shape {target.shape} differs from guide shape {np.shape(guide)}")
     if not np.isfinite(target).all():
-        raise ValueError("target contains NaN or inf")
+        raise InputError("target contains NaN or inf")
     conf = np.broadcast_to(np.asarray(confidence, dtype=np.float64), target.shape).ravel()
     if (conf < 0).any() or not np.isfinite(conf).all():
-        raise ValueError("confidence must be finite and non-negative")
+        raise InputError("confidence must be finite and non-negative")
     if grid is None:
         grid = BilateralGrid.from_guide(
             guide, sigma_spatial=sigma_spatial, sigma_luma=sigma_luma, center_weight=center_weight

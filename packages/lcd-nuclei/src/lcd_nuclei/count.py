@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+import lcd_core
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, atomic_write, write_h5ad
 
-from .field import DiscoveryParams, discover_field
+from .field import DiscoveryParams, discover_field, nuclei_input_config
 
 __all__ = ["count_nuclei", "inhibition", "write_labels", "write_overlay"]
 
@@ -24,29 +25,33 @@ FIELD_COLUMNS = (
 )
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def write_labels(labels: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a label image as a uint32 TIFF, atomically."""
+    """Write a label image as a uint32 TIFF, atomically.
+
+    Parameters
+    ----------
+    labels
+        (H, W) instance labels (0 = background).
+    path
+        The ``.tif`` to write.
+    """
     import tifffile
 
-    return _atomic(Path(path), lambda tmp: tifffile.imwrite(tmp, labels.astype(np.uint32)))
+    return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, labels.astype(np.uint32)))
 
 
 def write_overlay(result: dict, path: str | os.PathLike, *, title: str = "") -> Path:
-    """PNG of the grey field with nucleus outlines (red) and the cell-area outline (cyan), as in
-    the LCD paper's Fig. 5A."""
+    """PNG of the grey field with nucleus outlines (red) and the cell-area outline (cyan), as in the LCD paper's Fig. 5A.
+
+    Parameters
+    ----------
+    result
+        :func:`lcd_nuclei.discover_field`'s result.
+    path
+        The ``.png`` to write (atomically).
+    title
+        Figure title (default: the count, the confluency and the objects dropped by the size prior).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,12 +70,8 @@ def write_overlay(result: dict, path: str | os.PathLike, *, title: str = "") -> 
     if dropped:
         default_title += f" ({dropped} objects > max_area_ratio x median area dropped)"
     ax.set_title(title or default_title, fontsize=9)
-
-    def save(tmp):
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-
     try:
-        return _atomic(Path(path), save)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
 
@@ -79,13 +80,14 @@ def count_nuclei(
     manifest,
     model,
     *,
-    weights: str | None = None,
+    weights: str | os.PathLike | None = None,
     params: DiscoveryParams | dict | None = None,
     planes: list[int] | None = None,
     out: str | os.PathLike | None = None,
     labels_dir: str | os.PathLike | None = None,
     overlays_dir: str | os.PathLike | None = None,
     on_error: str = "raise",
+    device: str = "auto",
     progress: bool = True,
 ):
     """Count nuclei and measure confluency in every field of a manifest.
@@ -93,22 +95,27 @@ def count_nuclei(
     Parameters
     ----------
     manifest
-        Path of an lcd-embed manifest (CSV/parquet) or a DataFrame in that layout.
+        Path of an lcd-embed manifest (CSV/TSV/parquet) or a DataFrame in that layout.
     model
         Checkpoint folder (``lcd-ssl export``), timm name (with ``weights``), or ``(module, config)``.
+    weights
+        Local weights for a timm model name (``lcd_embed.load_backbone``).
     params
         :class:`DiscoveryParams` or a dict of its fields.
     planes
-        Plane indices to read (default: all planes of the manifest, averaged into the grey guide).
+        Plane indices to read (default: the checkpoint's recorded planes, else all planes of the
+        manifest; they are averaged into the grey guide).
     out
-        Optional ``.h5ad`` path, written atomically.
+        Optional ``.h5ad`` / ``.zarr`` path, written atomically.
     labels_dir, overlays_dir
         Optional folders for ``row<k>_labels.tif`` and ``row<k>_overlay.png``.
     on_error
         ``"raise"`` (default) or ``"skip"``: an unreadable field is recorded in
         ``uns["lcd_nuclei"]["failures"]`` and left out.
+    device
+        ``"auto"``: CUDA when available, else CPU (used when ``model`` is loaded here).
     progress
-        Show a rich progress bar.
+        Show a progress bar.
 
     Returns
     -------
@@ -117,56 +124,50 @@ def count_nuclei(
         ``manifest_row``, ``nuclei_count``, ``confluency``, ``mean_nucleus_area``,
         ``median_nucleus_area`` (pixels; NaN when no nucleus), ``large_objects_dropped`` (instances
         removed by the ``max_area_ratio`` size prior); ``X`` = ``nuclei_count, confluency``;
-        ``uns["lcd_nuclei"]["params"]``.
+        ``uns["lcd_nuclei"]["params"]`` and ``["preprocessing"]`` (the model-input recipe used).
     """
     import anndata as ad
     import lcd_embed as le
 
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if out is not None and Path(out).suffix.lower() not in (".h5ad", ".zarr"):
+        raise InputError(f"{out}: an AnnData output must end in .h5ad or .zarr")
     if isinstance(params, dict):
         params = DiscoveryParams(**params)
     params = params or DiscoveryParams()
     df = (
         le.read_manifest(manifest)
-        if isinstance(manifest, (str, os.PathLike))
-        else manifest.reset_index(drop=True)
+        if isinstance(manifest, str | os.PathLike)
+        else le.validate_manifest(manifest, source="manifest DataFrame")
     )
-    if len(df) == 0:
-        raise ValueError("the manifest has no rows")
-    module, config = model if isinstance(model, tuple) else le.load_backbone(model, weights=weights)
+    module, config = (
+        model if isinstance(model, tuple) else le.load_backbone(model, weights=weights, device=device)
+    )
+    recipe = nuclei_input_config(config, params, planes=None if planes is None else tuple(planes))
 
     rows, records, failures = [], [], []
-    iterator = range(len(df))
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task("counting nuclei", total=len(df))
-    try:
-        for i in iterator:
+    with lcd_core.progress(len(df), "counting nuclei", enabled=progress, unit="fields") as advance:
+        for i in range(len(df)):
             row = df.iloc[i]
             try:
-                image = le.read_field(row, planes=planes)
-            except Exception as exc:
+                image = le.read_field(row, planes=recipe.planes)
+            except (InputError, OSError) as exc:  # a missing or unreadable file (named in the message)
                 if on_error == "raise":
                     raise
                 failures.append({"manifest_row": i, "error": f"{type(exc).__name__}: {exc}"})
+                advance()
                 continue
-            result = discover_field(image, module, config, params)
+            result = discover_field(
+                image, module, config, params=params, input_config=recipe, planes_selected=True
+            )
             if labels_dir is not None:
                 write_labels(result["labels"], Path(labels_dir) / f"row{i}_labels.tif")
             if overlays_dir is not None:
                 write_overlay(result, Path(overlays_dir) / f"row{i}_overlay.png")
             rows.append(i)
             records.append({k: result[k] for k in FIELD_COLUMNS})
-            if bar is not None:
-                bar.advance(task)
-    finally:
-        if bar is not None:
-            bar.stop()
+            advance()
     obs = df.iloc[rows].reset_index(drop=True).copy()
     obs.insert(0, "manifest_row", rows)
     measures = pd.DataFrame.from_records(records, columns=list(FIELD_COLUMNS))
@@ -181,11 +182,12 @@ def count_nuclei(
     adata.uns["lcd"] = {"level": "fov"}
     adata.uns["lcd_nuclei"] = {
         "params": params.as_dict(),
-        "model": {k: v for k, v in config.items() if isinstance(v, (str, int, float, bool))},
+        "preprocessing": recipe.as_dict(),
+        "model": {k: v for k, v in config.items() if isinstance(v, str | int | float | bool)},
         "failures": pd.DataFrame(failures, columns=["manifest_row", "error"]).astype(str).to_dict("list"),
     }
     if out is not None:
-        le.write_adata(adata, out)
+        write_h5ad(adata, out)
     return adata
 
 

@@ -28,6 +28,7 @@ let dark cytoplasm form its own cluster instead of joining the nuclei.
 from __future__ import annotations
 
 import numpy as np
+from lcd_core import InputError
 
 __all__ = [
     "background_from_seed",
@@ -45,10 +46,15 @@ def head_weights(cls_attention: np.ndarray) -> np.ndarray:
     Sparsity = 1 - (entropy of the attention distribution over patches) / log(N): 0 for a uniform
     head, 1 for a head attending to a single patch. Weights are normalized to sum to 1 per tile
     (uniform when every head is uniform).
+
+    Parameters
+    ----------
+    cls_attention
+        (B, heads, N) last-block CLS->patch attention.
     """
     a = np.asarray(cls_attention, dtype=np.float64)
     if a.ndim != 3:
-        raise ValueError(f"cls_attention must be (B, heads, N), got shape {a.shape}")
+        raise InputError(f"cls_attention must be (B, heads, N), got shape {a.shape}")
     n = a.shape[-1]
     p = a / np.maximum(a.sum(-1, keepdims=True), 1e-30)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -78,7 +84,7 @@ def seed_features(cls_attention: np.ndarray, keys: np.ndarray) -> tuple[np.ndarr
     """
     keys = np.asarray(keys, dtype=np.float64)
     if keys.ndim != 4 or keys.shape[:3] != np.shape(cls_attention):
-        raise ValueError(f"keys {keys.shape} do not match cls_attention {np.shape(cls_attention)}")
+        raise InputError(f"keys {keys.shape} do not match cls_attention {np.shape(cls_attention)}")
     w = head_weights(cls_attention)
     attention = (w[:, :, None] * np.asarray(cls_attention)).sum(1)  # (B, N)
     seeds = attention.argmin(1)
@@ -122,10 +128,15 @@ def field_prototype(seed_feats: np.ndarray) -> np.ndarray:
 
     ``seed_feats`` (T, D) are unit vectors, so the mean similarity of seed i to all seeds is
     ``seed_i . mean(seeds)``; the seed maximizing it is returned (D,). O(T D) time and memory.
+
+    Parameters
+    ----------
+    seed_feats
+        (T, D) unit-norm seed features, one per tile.
     """
     s = np.asarray(seed_feats, dtype=np.float64)
     if s.ndim != 2 or len(s) == 0:
-        raise ValueError(f"seed_feats must be a non-empty (T, D) array, got shape {s.shape}")
+        raise InputError(f"seed_feats must be a non-empty (T, D) array, got shape {s.shape}")
     return s[int(np.argmax(s @ s.mean(0)))]
 
 
@@ -173,6 +184,8 @@ def nucleus_patches(
         the patch's mean grey (dark nuclei) or its negative (bright nuclei).
     n_clusters
         Clusters; the one with the highest mean ``darkness`` is the nucleus cluster.
+    seed
+        k-means seed.
 
     Returns
     -------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from lcd_core import InputError
 
 __all__ = [
     "count_agreement",
@@ -14,10 +15,16 @@ __all__ = [
 
 
 def foreground_iou(pred: np.ndarray, ref: np.ndarray) -> float:
-    """IoU of the foregrounds (``> 0``) of two masks or label images; NaN when both are empty."""
+    """IoU of the foregrounds (``> 0``) of two masks or label images; NaN when both are empty.
+
+    Parameters
+    ----------
+    pred, ref
+        Predicted and reference masks or label images of the same shape.
+    """
     pred, ref = np.asarray(pred) > 0, np.asarray(ref) > 0
     if pred.shape != ref.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
+        raise InputError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
     union = np.logical_or(pred, ref).sum()
     return float(np.logical_and(pred, ref).sum() / union) if union else float("nan")
 
@@ -30,18 +37,25 @@ def count_agreement(pred_counts, ref_counts, *, confidence: float = 0.95) -> dic
     ``intercept`` of predicted on reference counts, the mean ``bias`` (predicted - reference) and
     Lin's concordance correlation coefficient ``ccc`` (Lin 1989:
     ``2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)`` with 1/n moments).
+
+    Parameters
+    ----------
+    pred_counts, ref_counts
+        Predicted and reference counts, one per image.
+    confidence
+        Level of the interval of ``r``.
     """
     from scipy.stats import norm
 
     x = np.asarray(ref_counts, dtype=np.float64)
     y = np.asarray(pred_counts, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"counts must be two 1-D arrays of equal length, got {y.shape} and {x.shape}")
+        raise InputError(f"counts must be two 1-D arrays of equal length, got {y.shape} and {x.shape}")
     n = x.size
     if n < 2:
-        raise ValueError(f"need at least 2 images to compare counts, got {n}")
+        raise InputError(f"need at least 2 images to compare counts, got {n}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("counts contain NaN or inf")
+        raise InputError("counts contain NaN or inf")
     dx, dy = x - x.mean(), y - y.mean()
     sxx, syy, sxy = (dx * dx).mean(), (dy * dy).mean(), (dx * dy).mean()
     r = sxy / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
@@ -69,12 +83,19 @@ def instance_f1(pred_labels: np.ndarray, ref_labels: np.ndarray, *, iou_threshol
     Matches are one-to-one (maximum-IoU assignment among pairs above the threshold; for a threshold
     > 0.5 pairs are unique anyway). Returns ``tp``, ``n_pred``, ``n_ref``, ``precision``, ``recall``,
     ``f1`` (1.0 when both are empty).
+
+    Parameters
+    ----------
+    pred_labels, ref_labels
+        Predicted and reference (H, W) label images.
+    iou_threshold
+        Smallest IoU of a match.
     """
     from scipy.optimize import linear_sum_assignment
 
     pred, ref = np.asarray(pred_labels), np.asarray(ref_labels)
     if pred.shape != ref.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
+        raise InputError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
     pred, ref = _consecutive(pred), _consecutive(ref)
     n_pred, n_ref = int(pred.max()), int(ref.max())
     tp = 0
@@ -96,7 +117,7 @@ def instance_f1(pred_labels: np.ndarray, ref_labels: np.ndarray, *, iou_threshol
 def _consecutive(labels: np.ndarray) -> np.ndarray:
     """Relabel positive ids to 1..k (0 stays background)."""
     if labels.size and labels.min() < 0:
-        raise ValueError("label images must be non-negative (0 = background)")
+        raise InputError("label images must be non-negative (0 = background)")
     ids = np.unique(labels[labels > 0])
     return np.where(labels > 0, np.searchsorted(ids, labels) + 1, 0)
 
@@ -106,6 +127,13 @@ def reference_from_stain(stain: np.ndarray, *, min_area: int = 20, min_distance:
 
     The stain is smoothed with a Gaussian (sigma 1 px) before Otsu's threshold; instances come from
     :func:`lcd_nuclei.instances.segment_instances`.
+
+    Parameters
+    ----------
+    stain
+        (H, W) nuclear-stain image.
+    min_area, min_distance
+        Instance splitting (see :func:`lcd_nuclei.segment_instances`).
     """
     from skimage.filters import gaussian, threshold_otsu
 
@@ -113,7 +141,7 @@ def reference_from_stain(stain: np.ndarray, *, min_area: int = 20, min_distance:
 
     stain = np.asarray(stain, dtype=np.float64)
     if stain.ndim != 2:
-        raise ValueError(f"stain image must be 2-D (H, W), got shape {stain.shape}")
+        raise InputError(f"stain image must be 2-D (H, W), got shape {stain.shape}")
     smooth = gaussian(stain, sigma=1.0, preserve_range=True)
     if np.ptp(smooth) == 0:
         return np.zeros(stain.shape, dtype=np.int32)
@@ -130,6 +158,10 @@ def evaluate_fields(pred_labels, references, *, reference: str = "masks", iou_th
     references
         Sequence of (H, W) instance label images (``reference="masks"``) or nuclear-stain images
         (``reference="stain"``, turned into labels by :func:`reference_from_stain`).
+    reference
+        ``"masks"`` or ``"stain"``.
+    iou_threshold
+        Smallest IoU of an instance match (:func:`instance_f1`).
 
     Returns
     -------
@@ -140,14 +172,14 @@ def evaluate_fields(pred_labels, references, *, reference: str = "masks", iou_th
     import pandas as pd
 
     if reference not in ("masks", "stain"):
-        raise ValueError(f"reference must be 'masks' or 'stain', got {reference!r}")
+        raise InputError(f"reference must be 'masks' or 'stain', got {reference!r}")
     if len(pred_labels) != len(references):
-        raise ValueError(f"{len(pred_labels)} predictions but {len(references)} references")
+        raise InputError(f"{len(pred_labels)} predictions but {len(references)} references")
     rows = []
     for i, (pred, ref) in enumerate(zip(pred_labels, references, strict=True)):
         ref = reference_from_stain(ref) if reference == "stain" else np.asarray(ref)
         if np.shape(pred) != ref.shape:
-            raise ValueError(
+            raise InputError(
                 f"field {i}: prediction shape {np.shape(pred)} differs from reference {ref.shape}"
             )
         match = instance_f1(pred, ref, iou_threshold=iou_threshold)

@@ -1,10 +1,18 @@
-"""One field of view -> cell area, nucleus mask and instances (tiles through the ViT, stitched back)."""
+"""One field of view -> cell area, nucleus mask and instances (tiles through the ViT, stitched back).
+
+The tiles are made by lcd-embed's model-input recipe (``lcd_embed.model_input``) with the
+checkpoint's recorded preprocessing, exactly as ``lcd-embed embed`` makes them; only the tiling edge
+is nuclei's own (``"shift"``: every pixel of the field is covered).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from lcd_core import ConfigError, InputError
 
 from .bilateral import BilateralGrid, bilateral_solve
 from .discovery import field_prototype, nucleus_patches, seed_features
@@ -18,8 +26,9 @@ class DiscoveryParams:
     """Options of nucleus discovery (all recorded in ``uns["lcd_nuclei"]["params"]``).
 
     tile_size, stride
-        Tiles cut from the field (default: the model's ``img_size``; stride = tile size); border
-        tiles are shifted flush with the edge so every pixel is covered.
+        Tiles cut from the (downscaled) field, changing the checkpoint's recipe (default: the model's
+        ``img_size``; stride = tile size); border tiles are shifted flush with the edge so every
+        pixel is covered.
     tau
         Cosine threshold to the background seed (FOUND: 0.3).
     background_seed
@@ -69,32 +78,66 @@ class DiscoveryParams:
 
     def __post_init__(self):
         if self.nuclei_step not in ("kmeans", "foreground"):
-            raise ValueError(f"nuclei_step must be 'kmeans' or 'foreground', got {self.nuclei_step!r}")
+            raise ConfigError(f"nuclei_step must be 'kmeans' or 'foreground', got {self.nuclei_step!r}")
         if self.polarity not in ("dark", "bright"):
-            raise ValueError(f"polarity must be 'dark' or 'bright', got {self.polarity!r}")
+            raise ConfigError(f"polarity must be 'dark' or 'bright', got {self.polarity!r}")
         if self.background_seed not in ("field", "tile"):
-            raise ValueError(f"background_seed must be 'field' or 'tile', got {self.background_seed!r}")
+            raise ConfigError(f"background_seed must be 'field' or 'tile', got {self.background_seed!r}")
         if int(self.n_clusters) < 2:
-            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+            raise ConfigError(f"n_clusters must be at least 2, got {self.n_clusters}")
         if not self.max_area_ratio > 1:  # also refuses NaN
-            raise ValueError(
+            raise ConfigError(
                 f"max_area_ratio must be > 1 (inf keeps every instance), got {self.max_area_ratio}"
             )
         if int(self.contrast_window) < 1:
-            raise ValueError(f"contrast_window must be at least 1 patch, got {self.contrast_window}")
+            raise ConfigError(f"contrast_window must be at least 1 patch, got {self.contrast_window}")
 
     def as_dict(self) -> dict:
+        """The options that are set, as plain values (for ``uns``)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def _patch_means(grey_tiles: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Mean grey of each patch: (T, s, s) -> (T, gh * gw)."""
-    t, s, _ = grey_tiles.shape
+def nuclei_input_config(config: Mapping[str, Any], params: DiscoveryParams, **overrides: Any):
+    """The checkpoint's model-input recipe as nuclei discovery uses it: ``edge="shift"``, params' tiling.
+
+    Parameters
+    ----------
+    config
+        The checkpoint config (``lcd_embed.load_backbone``'s second value).
+    params
+        Discovery options (``tile_size``, ``stride``).
+    **overrides
+        Other recipe changes (``planes=...``); ``None`` keeps the recorded value.
+    """
+    import lcd_embed as le
+
+    return le.resolve_input_config(
+        config, tile_size=params.tile_size, stride=params.stride, edge="shift", **overrides
+    )
+
+
+def _patch_means(values: np.ndarray, coords: np.ndarray, span: int, grid: tuple[int, int]) -> np.ndarray:
+    """Mean of ``values`` (H, W) over each patch of each tile: (T, gh * gw).
+
+    Tiles start at ``coords`` (field pixels) and span ``span`` pixels; a patch spans ``span // gh``.
+    """
     gh, gw = grid
-    return grey_tiles.reshape(t, gh, s // gh, gw, s // gw).mean((2, 4)).reshape(t, gh * gw)
+    out = np.empty((len(coords), gh * gw), dtype=np.float64)
+    for i, (y, x) in enumerate(coords):
+        block = np.ascontiguousarray(values[y : y + span, x : x + span])
+        out[i] = block.reshape(gh, span // gh, gw, span // gw).mean((1, 3)).reshape(-1)
+    return out
 
 
-def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryParams | None = None) -> dict:
+def discover_field(
+    image: np.ndarray,
+    model,
+    config: dict,
+    *,
+    params: DiscoveryParams | None = None,
+    input_config: Any = None,
+    planes_selected: bool = False,
+) -> dict:
     """Discover cells and nuclei in one field.
 
     Parameters
@@ -105,6 +148,11 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
         A backbone and its config from ``lcd_embed.load_backbone``.
     params
         :class:`DiscoveryParams`.
+    input_config
+        The model-input recipe (``lcd_embed.InputConfig``); default: the checkpoint's, with the
+        tiling of ``params`` and ``edge="shift"`` (:func:`nuclei_input_config`).
+    planes_selected
+        ``image`` holds only the recipe's planes already (read with ``planes=``).
 
     Returns
     -------
@@ -116,38 +164,44 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
     """
     import lcd_embed as le
     import torch
-    from lcd_embed.attention import stitch_tiles
+    from lcd_embed import stitch_tiles
     from scipy import ndimage as ndi
 
     params = params or DiscoveryParams()
+    recipe = input_config if input_config is not None else nuclei_input_config(config, params)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3:
-        raise ValueError(f"image must be (H, W) or (planes, H, W), got shape {image.shape}")
+        raise InputError(f"image must be (H, W) or (planes, H, W), got shape {image.shape}")
     if not np.isfinite(image).all():
-        raise ValueError("image contains NaN or inf")
-    norm = config.get("normalization", {})
-    x = le.normalize_intensity(image, low=norm.get("low", 1.0), high=norm.get("high", 99.0))
-    grey = np.clip(x.mean(0), 0, 1) * 255.0
-    tile = int(params.tile_size or config["img_size"])
-    patch = int(config["patch_size"])
+        raise InputError("image contains NaN or inf")
+    tile, patch = recipe.tile_size, int(config["patch_size"])
     if tile % patch:
-        raise ValueError(f"tile_size {tile} is not a multiple of the model's patch size {patch}")
-    if min(grey.shape) < tile:
-        raise ValueError(f"field {grey.shape} is smaller than one tile ({tile} px)")
-    x = le.match_channels(x, int(config["in_chans"]))
-    tiles, coords = le.tile_image(x, tile_size=tile, stride=params.stride or tile, edge="shift")
-    mean = np.asarray(norm.get("mean", [0.5] * tiles.shape[1]), np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(norm.get("std", [0.5] * tiles.shape[1]), np.float32).reshape(1, -1, 1, 1)
+        raise InputError(f"tile_size {tile} is not a multiple of the model's patch size {patch}")
+    span = tile * recipe.downscale  # a tile's side in field pixels
+    if min(image.shape[-2:]) < span:
+        raise InputError(f"field {image.shape[-2:]} is smaller than one tile ({span} px)")
+    if recipe.method == "control":
+        raise InputError(
+            "the checkpoint's recipe normalizes by control wells (method 'control'); nuclei discovery "
+            "has no control references: pass a recipe with method 'percentile'"
+        )
+    # the bilateral guide: the normalized field at full resolution, planes averaged
+    full = le.field_input(image, recipe.replace(downscale=1), planes_selected=planes_selected)
+    grey = np.clip(full.mean(0), 0, 1) * 255.0
+    tiles, coords = le.model_input(image, recipe, planes_selected=planes_selected)
 
     feats, seeds = [], []
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(tiles), params.batch_size):
-            batch = torch.from_numpy((tiles[start : start + params.batch_size] - mean) / std)
+            batch = torch.from_numpy(tiles[start : start + params.batch_size]).to(device)
             out = le.attention_and_keys(model, batch)
-            f, s, _ = seed_features(out["cls_attention"].float().numpy(), out["keys"].float().numpy())
+            f, s, _ = seed_features(
+                out["cls_attention"].float().cpu().numpy(), out["keys"].float().cpu().numpy()
+            )
             feats.append(f)
             seeds.append(s)
             grid = tuple(out["grid"])
@@ -165,16 +219,13 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
         # How nucleus-like a patch is: the surrounding cell's mean grey minus the patch's own, so
         # dark cytoplasm next to pale cytoplasm does not outrank a nucleus in a dark cell.
         cells = stitch_tiles(
-            foreground.reshape(len(tiles), 1, gh, gw).astype(np.float32), coords, grey.shape, tile
+            foreground.reshape(len(tiles), 1, gh, gw).astype(np.float32), coords, grey.shape, tile_size=span
         )[0]
-        window = int(params.contrast_window) * patch
+        window = int(params.contrast_window) * patch * recipe.downscale
         cell_level = ndi.uniform_filter(grey * cells, window) / np.maximum(
             ndi.uniform_filter(cells, window), 1e-6
         )
-        contrast_tiles, _ = le.tile_image(
-            (cell_level - grey)[None], tile_size=tile, stride=params.stride or tile, edge="shift"
-        )
-        darkness = _patch_means(contrast_tiles[:, 0], grid)[foreground]
+        darkness = _patch_means(cell_level - grey, coords, span, grid)[foreground]
         if params.polarity == "bright":
             darkness = -darkness
         nucleus = np.zeros_like(foreground)
@@ -184,7 +235,7 @@ def discover_field(image: np.ndarray, model, config: dict, params: DiscoveryPara
     else:
         nucleus = foreground
     maps = np.stack([foreground, nucleus], axis=1).reshape(len(tiles), 2, gh, gw).astype(np.float32)
-    field = stitch_tiles(maps, coords, grey.shape, tile)
+    field = stitch_tiles(maps, coords, grey.shape, tile_size=span)
     cell_map, nucleus_map = field[0], field[1]
     if params.refine:
         bgrid = BilateralGrid.from_guide(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from lcd_core import InputError
 
 __all__ = ["drop_large_objects", "instance_stats", "segment_instances"]
 
@@ -43,10 +44,10 @@ def segment_instances(
 
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+        raise InputError(f"mask must be 2-D (H, W), got shape {mask.shape}")
     if mask.dtype != bool:
         if not np.isfinite(mask).all():
-            raise ValueError("mask contains NaN or inf")
+            raise InputError("mask contains NaN or inf")
         mask = mask > threshold
     mask = ndi.binary_fill_holes(mask)
     mask = _remove_small(mask, min_area)
@@ -96,6 +97,13 @@ def drop_large_objects(labels: np.ndarray, max_area_ratio: float = 4.0) -> tuple
     (more than ``max_area_ratio`` x the median area, i.e. 2x the diameter at 4) are dropped, and
     their number is returned so the caller can record it.
 
+    Parameters
+    ----------
+    labels
+        (H, W) instance labels (0 = background).
+    max_area_ratio
+        Largest kept area as a multiple of the median instance area (``math.inf``: keep all).
+
     Returns
     -------
     labels, n_dropped
@@ -104,9 +112,9 @@ def drop_large_objects(labels: np.ndarray, max_area_ratio: float = 4.0) -> tuple
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(f"labels must be 2-D (H, W), got shape {labels.shape}")
+        raise InputError(f"labels must be 2-D (H, W), got shape {labels.shape}")
     if not max_area_ratio > 1:  # also refuses NaN
-        raise ValueError(f"max_area_ratio must be > 1 (inf keeps every instance), got {max_area_ratio}")
+        raise InputError(f"max_area_ratio must be > 1 (inf keeps every instance), got {max_area_ratio}")
     sizes = np.bincount(labels.ravel())
     present = np.flatnonzero(sizes[1:]) + 1
     if present.size == 0:
@@ -123,10 +131,15 @@ def instance_stats(labels: np.ndarray) -> dict[str, float]:
 
     Returns ``{"nuclei_count", "mean_nucleus_area", "median_nucleus_area", "foreground_fraction"}``;
     areas are NaN when there is no nucleus (count 0 is a valid answer, not an error).
+
+    Parameters
+    ----------
+    labels
+        (H, W) instance labels (0 = background).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(f"labels must be 2-D (H, W), got shape {labels.shape}")
+        raise InputError(f"labels must be 2-D (H, W), got shape {labels.shape}")
     areas = np.bincount(labels.ravel())[1:]
     areas = areas[areas > 0]
     return {

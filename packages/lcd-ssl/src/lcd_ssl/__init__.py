@@ -3,22 +3,24 @@
 Public API: :class:`TrainConfig`, :func:`train`, :func:`export_backbone`, :class:`InMemoryImages`;
 building blocks for reuse and testing: :class:`MultiCropLoss`, :func:`barlow_term`,
 :func:`dino_cross_entropy`, :class:`ReplicaCenters`, :class:`DINOHead`, :func:`build_partner_index`,
-:class:`CrossBatchSampler`.
+:class:`CrossBatchSampler`. The error types are :class:`lcd_core.InputError` subclasses
+(``ConfigError`` of :class:`lcd_core.ConfigError`).
 
 Names are loaded lazily, so ``import lcd_ssl.cli`` (mounted by ``lcd``) does not import torch.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from lcd_core import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "VARIANTS": "config",
     "ConfigError": "config",
     "TrainConfig": "config",
     "CrossBatchSampler": "sampler",
+    "PlanError": "sampler",
     "DINOHead": "heads",
     "MultiCropModel": "heads",
     "DataError": "data",
@@ -35,17 +37,4 @@ _EXPORTS = {
     "export_backbone": "export",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lcd_ssl' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

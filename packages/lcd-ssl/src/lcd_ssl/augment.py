@@ -92,6 +92,15 @@ def resize(img: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def flip_rotate(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Random horizontal and vertical flips and a random multiple of 90° rotation.
+
+    Parameters
+    ----------
+    img
+        (C, h, w) crop.
+    rng
+        The sample's generator.
+    """
     if rng.random() < 0.5:
         img = img.flip(-1)
     if rng.random() < 0.5:
@@ -175,6 +184,23 @@ class MultiCrop:
         blur_p: float,
         min_std: float = 0.0,
     ) -> torch.Tensor:
+        """One augmented crop of ``field``: content-aware box, resize, flips/rotation, jitter, blur.
+
+        Parameters
+        ----------
+        field
+            (P, H, W) normalized field.
+        rng
+            The sample's generator.
+        size
+            Output side.
+        scale
+            Area fractions of the sampling window.
+        blur_p
+            Probability of Gaussian blur (not with plane-agnostic crops).
+        min_std
+            Spatial std the crop region should reach (see :meth:`content_region`).
+        """
         region = self.content_region(field, rng, scale=scale, min_std=min_std)
         img = resize(torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32)), size)
         if img.shape[0] != self.in_chans:
@@ -220,6 +246,7 @@ class MultiCrop:
         return best
 
     def __call__(self, anchor: np.ndarray, partner: np.ndarray, seed: int) -> list[torch.Tensor]:
+        """The crops of one sample (global anchor, global partner, local crops), from its seed."""
         rng = np.random.default_rng(seed)
         f = self.min_std_fraction
         a_min = f * spatial_std(anchor) if f > 0 else 0.0

@@ -1,19 +1,20 @@
 """Atomic training-state checkpoints, loadable with ``torch.load(weights_only=True)``.
 
 Only tensors, numbers, strings, lists, tuples and dicts are stored (RNG states converted to
-tensors/tuples), so loading executes no pickle code.
+tensors/tuples), so loading executes no pickle code. Written with lcd-core's atomic writer
+(temporary sibling, fsync, the user's umask, rename); a file that is not a training state is a
+one-line ``<path> is not an lcd checkpoint: <reason>``.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from lcd_core import CheckpointError, atomic_write
 
 STATE_FILE = "checkpoint.pt"
 FORMAT = "lcd-ssl/train-state/1"
@@ -39,6 +40,13 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    """Restore the RNG states :func:`capture_rng` returned.
+
+    Parameters
+    ----------
+    state
+        One process's captured states.
+    """
     torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
@@ -49,28 +57,47 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_state(folder: Path, state: dict[str, Any]) -> Path:
-    """Write ``folder/checkpoint.pt`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``folder/checkpoint.pt`` atomically (temp file in the same folder, fsync, rename).
+
+    Parameters
+    ----------
+    folder
+        The run folder.
+    state
+        Tensors, numbers, strings and containers only.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / STATE_FILE
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    payload = {"format": FORMAT, **state}
+    return atomic_write(folder / STATE_FILE, lambda tmp: torch.save(payload, tmp))
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Load a training state with ``weights_only=True``; a foreign file is an error naming it."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read lcd-ssl checkpoint {path}: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an lcd-ssl training checkpoint (format {FORMAT})")
+    """Load a training state with ``weights_only=True``.
+
+    Parameters
+    ----------
+    path
+        A ``checkpoint.pt``.
+
+    Raises
+    ------
+    lcd_core.CheckpointError
+        A truncated or damaged file, a pickle holding code, a plain state dict or another format.
+    """
+    from lcd_embed import load_torch_file
+
+    state = load_torch_file(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} is not an lcd checkpoint: it holds a {type(state).__name__}, not a training state"
+        )
+    if "format" not in state:
+        raise CheckpointError(
+            f"{path} is not an lcd checkpoint: a plain state dict without the {FORMAT!r} format key "
+            "(export a backbone with lcd_embed.save_checkpoint instead)"
+        )
+    if state["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an lcd checkpoint: format {state['format']!r}, expected {FORMAT!r}"
+        )
     return state

@@ -7,14 +7,36 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import lcd_core
+
 VARIANTS = ("dino", "dino+barlow", "dino+xb", "dino+barlow+xb", "pa+dino+barlow+xb")
 
 # Fields that may differ between a run and its resumption: they change how, not what, is computed.
 RUNTIME_FIELDS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "progress")
+#: The keys of ``TrainConfig.normalization``: the intensity and standardization part of lcd-embed's recipe.
+NORMALIZATION_KEYS = ("method", "low", "high", "per_plane", "clip", "mean", "std")
 
 
-class ConfigError(ValueError):
+class ConfigError(lcd_core.ConfigError):
     """A training option is invalid or incompatible with the data or with the run being resumed."""
+
+
+def default_normalization() -> dict[str, Any]:
+    """lcd-embed's recipe defaults for the intensity part (they live in ``lcd_embed.InputConfig`` only).
+
+    Percentiles 1/99 over the whole stack, mapped to 0/1, then ``(x - 0.5) / 0.5``.
+    """
+    from lcd_embed import InputConfig
+
+    d = InputConfig()
+    return {
+        "method": d.method,
+        "low": d.low,
+        "high": d.high,
+        "per_plane": d.per_plane,
+        "mean": d.mean[0],
+        "std": d.std[0],
+    }
 
 
 @dataclass
@@ -92,16 +114,19 @@ class TrainConfig:
     replica_key, compound_key, dose_key, timepoint_key
         Metadata column names (cross-batch variants).
     normalization
-        Preprocessing, lcd-embed's convention: each field is mapped by ``lcd_embed.normalize_intensity``
-        (``method``, ``low``, ``high``, ``per_plane``: percentiles to [0, 1]) when read, and crops are
-        standardized by ``(x - mean) / std`` (scalars or one value per channel) before the model.
-        Stored in exported checkpoints, so ``lcd-embed embed`` preprocesses tiles the same way.
+        The intensity part of lcd-embed's model-input recipe (``lcd_embed.InputConfig``): each field is
+        normalized when read (``method``, ``low``, ``high``, ``per_plane``, ``clip``: percentiles to
+        [0, 1]), and crops are standardized by ``(x - mean) / std`` (scalars or one value per channel)
+        before the model. Missing keys take lcd-embed's defaults.
     downscale
-        Integer block-mean downscaling of each field after normalization (``lcd_embed.downscale``;
-        pass the same factor to ``lcd-embed embed``).
+        Integer block-mean downscaling of each field after normalization. With ``planes`` and
+        ``normalization`` it is the recipe :func:`lcd_ssl.export_backbone` records in the checkpoint,
+        so ``lcd-embed embed`` makes the same input without being told.
     cache_images
         Keep normalized fields in memory after the first read (per DataLoader worker).
-    device, num_workers, log_every, progress
+    device
+        ``"auto"``: CUDA when available, else CPU (``lcd_embed.resolve_device``); a runtime option.
+    num_workers, log_every, progress
         Runtime options (may change when a run is resumed).
     """
 
@@ -149,19 +174,10 @@ class TrainConfig:
     compound_key: str = "compound"
     dose_key: str = "dose"
     timepoint_key: str = "timepoint"
-    normalization: dict[str, Any] = field(
-        default_factory=lambda: {
-            "method": "percentile",
-            "low": 1.0,
-            "high": 99.0,
-            "per_plane": False,
-            "mean": 0.5,
-            "std": 0.5,
-        }
-    )
+    normalization: dict[str, Any] = field(default_factory=default_normalization)
     downscale: int = 1
     cache_images: bool = True
-    device: str = "cpu"
+    device: str = "auto"
     num_workers: int = 0
     log_every: int = 1
     progress: bool = True
@@ -169,15 +185,40 @@ class TrainConfig:
     # ---- derived flags -------------------------------------------------------------------------
     @property
     def use_barlow(self) -> bool:
+        """Whether the variant adds the Barlow Twins term."""
         return "barlow" in self.variant.split("+")
 
     @property
     def cross_batch(self) -> bool:
+        """Whether the two global crops come from two replicas (per-replica teacher centers)."""
         return "xb" in self.variant.split("+")
 
     @property
     def plane_agnostic(self) -> bool:
+        """Whether each crop draws one z-plane instead of blurring."""
         return self.variant.startswith("pa+")
+
+    def input_config(self, in_chans: int | None = None):
+        """The run's model-input recipe, an ``lcd_embed.InputConfig`` (what export records).
+
+        Parameters
+        ----------
+        in_chans
+            The model's input channels (``None`` before they are known: the field reader needs only
+            the plane, intensity and downscale steps).
+        """
+        from lcd_embed import InputConfig
+
+        try:
+            return InputConfig(
+                planes=None if self.planes is None else tuple(self.planes),
+                downscale=self.downscale,
+                in_chans=in_chans,
+                tile_size=self.global_crop_size,
+                **self.normalization,
+            )
+        except lcd_core.ConfigError as exc:
+            raise ConfigError(f"normalization/planes/downscale: {exc}") from None
 
     def validate(self) -> TrainConfig:
         """Check option values; returns self. Raises :class:`ConfigError` naming the option."""
@@ -213,13 +254,10 @@ class TrainConfig:
             raise ConfigError(f"barlow_lambda must be in [0, 1), got {self.barlow_lambda}")
         if int(self.downscale) != self.downscale or self.downscale < 1:
             raise ConfigError(f"downscale must be a positive integer, got {self.downscale}")
-        unknown = sorted(
-            set(self.normalization) - {"method", "low", "high", "per_plane", "clip", "mean", "std"}
-        )
+        unknown = sorted(set(self.normalization) - set(NORMALIZATION_KEYS))
         if unknown:
-            raise ConfigError(
-                f"unknown normalization key(s) {unknown}; use method, low, high, per_plane, clip, mean, std"
-            )
+            raise ConfigError(f"unknown normalization key(s) {unknown}; use {', '.join(NORMALIZATION_KEYS)}")
+        self.input_config()  # the recipe's own checks (percentiles, std > 0, planes)
         if not (math.isfinite(self.crop_min_std) and 0 <= self.crop_min_std <= 1):
             raise ConfigError(f"crop_min_std must be in [0, 1], got {self.crop_min_std}")
         if self.checkpoint_every < 1:
@@ -236,6 +274,7 @@ class TrainConfig:
 
     # ---- (de)serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Every option as plain JSON values (crop scales as lists)."""
         d = dataclasses.asdict(self)
         d["global_crop_scale"] = list(self.global_crop_scale)
         d["local_crop_scale"] = list(self.local_crop_scale)
@@ -243,6 +282,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config from :meth:`to_dict`'s form; an unknown option is a :class:`ConfigError`.
+
+        Parameters
+        ----------
+        d
+            Options by name.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -254,9 +300,22 @@ class TrainConfig:
         return cls(**d)
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied.
+
+        Parameters
+        ----------
+        **changes
+            Options to change.
+        """
         return dataclasses.replace(self, **changes)
 
 
 def schedule_fields_differ(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of options that differ between a saved run and the current config, runtime options excepted."""
+    """Names of options that differ between a saved run and the current config, runtime options excepted.
+
+    Parameters
+    ----------
+    saved, current
+        :meth:`TrainConfig.to_dict` of the saved run and of this call.
+    """
     return sorted(k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k])

@@ -1,8 +1,9 @@
 """Training images: where fields come from (a manifest or in-memory arrays) and the crop dataset.
 
-A field is read once per DataLoader worker (``cache_images``), normalized with
-``lcd_embed.normalize_intensity`` exactly as embedding will normalize it, and cut into crops by
-:class:`lcd_ssl.augment.MultiCrop` from the sample's own seed.
+A field is read once per DataLoader worker (``cache_images``) and turned into the normalized field by
+``lcd_embed.field_input`` (planes, intensity normalization, downscale): the same function, with the
+same recipe, that makes embedding input, so an exported model is embedded exactly as it was trained.
+:class:`lcd_ssl.augment.MultiCrop` then cuts crops from it with the sample's own seed.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from lcd_core import InputError
 from torch.utils.data import Dataset
 
 from .augment import MultiCrop
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Training images are unusable (the message names the field or file)."""
 
 
@@ -54,6 +56,15 @@ class InMemoryImages:
         return len(self.arrays)
 
     def read(self, i: int, planes: Sequence[int] | None) -> np.ndarray:
+        """Field ``i`` as float32 (P, H, W), only ``planes`` (in that order) when given.
+
+        Parameters
+        ----------
+        i
+            Field index.
+        planes
+            Plane indices, or ``None`` for all.
+        """
         a = self.arrays[i]
         if planes is not None:
             bad = [p for p in planes if not -a.shape[0] <= p < a.shape[0]]
@@ -63,6 +74,13 @@ class InMemoryImages:
         return np.asarray(a, dtype=np.float32)
 
     def describe(self, i: int) -> str:
+        """How field ``i`` is named in errors.
+
+        Parameters
+        ----------
+        i
+            Field index.
+        """
         return f"image {i}"
 
 
@@ -82,18 +100,40 @@ class ManifestImages:
         return len(self.obs)
 
     def read(self, i: int, planes: Sequence[int] | None) -> np.ndarray:
+        """Field ``i`` read from its image file(s) (unselected per-plane files are not read).
+
+        Parameters
+        ----------
+        i
+            Manifest row.
+        planes
+            Plane indices, or ``None`` for all.
+        """
         import lcd_embed
 
         return lcd_embed.read_field(self.rows[i], planes=planes)
 
     def describe(self, i: int) -> str:
+        """How field ``i`` is named in errors (its row and first image path).
+
+        Parameters
+        ----------
+        i
+            Manifest row.
+        """
         import lcd_embed
 
         return f"manifest row {i} ({lcd_embed.plane_paths(self.rows[i])[0]})"
 
 
 def as_source(data: Any) -> InMemoryImages | ManifestImages:
-    """A manifest path / DataFrame, or :class:`InMemoryImages`, as a field source."""
+    """A manifest path / DataFrame, or :class:`InMemoryImages`, as a field source.
+
+    Parameters
+    ----------
+    data
+        What :func:`lcd_ssl.train` was given.
+    """
     if isinstance(data, (InMemoryImages, ManifestImages)):
         return data
     if isinstance(data, (str, os.PathLike, pd.DataFrame)):
@@ -104,28 +144,28 @@ def as_source(data: Any) -> InMemoryImages | ManifestImages:
 
 
 class FieldReader:
-    """Reads, checks and normalizes fields; keeps them when ``cache`` is set."""
+    """Reads and checks fields, turns them into normalized fields (``lcd_embed.field_input``); keeps them when ``cache``.
 
-    INTENSITY_KEYS = ("method", "low", "high", "per_plane", "clip")
+    Parameters
+    ----------
+    source
+        :class:`InMemoryImages` or a manifest source.
+    recipe
+        The run's ``lcd_embed.InputConfig`` (:meth:`lcd_ssl.TrainConfig.input_config`).
+    cache
+        Keep normalized fields in memory.
+    """
 
-    def __init__(
-        self,
-        source,
-        *,
-        planes: Sequence[int] | None,
-        normalization: dict[str, Any],
-        cache: bool,
-        downscale: int = 1,
-    ):
+    def __init__(self, source, recipe, *, cache: bool):
         self.source = source
-        self.planes = None if planes is None else list(planes)
-        self.normalization = {k: v for k, v in normalization.items() if k in self.INTENSITY_KEYS}
-        self.downscale = int(downscale)
+        self.recipe = recipe
+        self.planes = None if recipe.planes is None else list(recipe.planes)
         self.cache = cache
         self._store: dict[int, np.ndarray] = {}
         self.n_planes: int | None = None
 
     def __call__(self, i: int) -> np.ndarray:
+        """The normalized field ``i`` (P', H', W') float32, from the cache when kept."""
         if i in self._store:
             return self._store[i]
         import lcd_embed
@@ -141,9 +181,9 @@ class FieldReader:
             raise DataError(
                 f"{self.source.describe(i)} contains {int(np.sum(~np.isfinite(field)))} NaN/inf pixels"
             )
-        field = lcd_embed.normalize_intensity(field, **self.normalization)
-        if self.downscale > 1:
-            field = lcd_embed.downscale(field, self.downscale)
+        field = lcd_embed.field_input(
+            field, self.recipe, planes_selected=True, source=self.source.describe(i)
+        )
         if self.cache:
             self._store[i] = field
         return field
@@ -161,6 +201,7 @@ class CropDataset(Dataset):
         return len(self.reader.source)
 
     def __getitem__(self, item: tuple[int, int, int, bool]) -> dict[str, Any]:
+        """Crops, replica ids and the partner flag of one sampler item ``(anchor, partner, seed, has_partner)``."""
         anchor, partner, seed, has_partner = item
         a = self.reader(anchor)
         p = a if partner == anchor else self.reader(partner)

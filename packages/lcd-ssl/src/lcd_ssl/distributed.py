@@ -9,18 +9,22 @@ import torch.distributed as dist
 
 
 def is_distributed() -> bool:
+    """Whether a process group is initialized."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """The rank of this process (0 without a process group)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """Number of processes (1 without a process group)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def launched_by_torchrun() -> bool:
+    """Whether torchrun's environment describes more than one process."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
 
 
@@ -75,6 +79,13 @@ class _GatherRows(torch.autograd.Function):
 
 
 def all_gather_nograd(t: torch.Tensor) -> torch.Tensor:
+    """Every process's rows of ``t`` concatenated in rank order (no gradient).
+
+    Parameters
+    ----------
+    t
+        This process's rows.
+    """
     if not is_distributed():
         return t
     parts = [torch.empty_like(t) for _ in range(world_size())]
@@ -83,5 +94,6 @@ def all_gather_nograd(t: torch.Tensor) -> torch.Tensor:
 
 
 def barrier() -> None:
+    """Wait for every process (a no-op without a process group)."""
     if is_distributed():
         dist.barrier()

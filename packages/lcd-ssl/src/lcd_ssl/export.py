@@ -1,9 +1,11 @@
-"""Export a trained backbone (teacher by default) as an lcd-embed checkpoint folder."""
+"""Export a trained backbone (teacher by default) as an lcd-embed checkpoint folder, with its recipe."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from lcd_core import ConfigError
 
 from .checkpoint import STATE_FILE, load_state
 from .config import TrainConfig
@@ -32,13 +34,15 @@ def export_backbone(
     -------
     pathlib.Path
         ``out_dir``, loadable with ``lcd_embed.load_backbone(out_dir)``. The DINO head is not exported.
-        ``config.json`` records the preprocessing used in training (``normalization``) and, under
-        ``lcd_ssl``, the run's variant, step and options.
+        ``config.json`` records the whole model-input recipe of the run under ``preprocessing``
+        (planes, intensity normalization, downscale, in_chans, per-channel mean/std), so
+        ``lcd_embed.embed`` makes the input the model was trained on without being told; and, under
+        ``lcd_ssl``, the run's variant, step and replicas.
     """
     import lcd_embed
 
     if which not in ("teacher", "student"):
-        raise ValueError(f"which must be 'teacher' or 'student', got {which!r}")
+        raise ConfigError(f"which must be 'teacher' or 'student', got {which!r}")
     run_dir = Path(run_dir)
     path = run_dir / STATE_FILE
     if not path.is_file():
@@ -51,20 +55,13 @@ def export_backbone(
     weights = {k.removeprefix("backbone."): v for k, v in state[which].items() if k.startswith("backbone.")}
     backbone.load_state_dict(weights, strict=True)
 
-    from .trainer import channel_values
-
-    norm = dict(config.normalization)
-    norm.setdefault("method", "percentile")
-    norm["mean"] = channel_values(norm.get("mean", 0.0), in_chans, "mean")
-    norm["std"] = channel_values(norm.get("std", 1.0), in_chans, "std")
+    recipe = config.input_config(in_chans)
     timm_kwargs = {k: v for k, v in config.model_kwargs.items() if k not in _TOP_LEVEL and "drop" not in k}
     provenance = {
         "variant": config.variant,
         "which": which,
         "step": int(state["step"]),
         "epoch": int(state["epoch"]),
-        "planes": config.planes,
-        "downscale": config.downscale,
         "plane_agnostic": config.plane_agnostic,
         "replicas": list(state["replica_names"]),
         "run_dir": str(run_dir.resolve()),
@@ -72,5 +69,10 @@ def export_backbone(
     return lcd_embed.save_checkpoint(
         backbone,
         Path(out_dir),
-        {"timm_name": config.model, "normalization": norm, "timm_kwargs": timm_kwargs, "lcd_ssl": provenance},
+        {
+            "timm_name": config.model,
+            "preprocessing": recipe.checkpoint_block(),
+            "timm_kwargs": timm_kwargs,
+            "lcd_ssl": provenance,
+        },
     )

@@ -44,6 +44,7 @@ class DINOHead(nn.Module):
         nn.init.trunc_normal_(self.last_layer, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Prototype logits of backbone features ``x`` (B, in_dim) -> (B, out_dim)."""
         x = F.normalize(self.mlp(x), dim=-1, p=2)
         return F.linear(x, F.normalize(self.last_layer, dim=1, p=2))
 
@@ -62,6 +63,7 @@ class MultiCropModel(nn.Module):
         self.head = head
 
     def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        """Head outputs of every crop, crop-major (see the class docstring)."""
         outputs = []
         start = 0
         while start < len(crops):

@@ -13,7 +13,7 @@ from .heads import DINOHead, MultiCropModel
 
 
 def backbone_kwargs(config, in_chans: int) -> dict[str, Any]:
-    """timm ``create_model`` keyword arguments of the backbone (without drop path)."""
+    """The timm ``create_model`` keyword arguments of the backbone (without drop path)."""
     kwargs = {
         "num_classes": 0,
         "dynamic_img_size": True,

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lcd_core import write_text
 
 
 @torch.no_grad()
@@ -48,7 +47,17 @@ def normalized_std(outputs: torch.Tensor) -> torch.Tensor:
 
 
 class MetricsLog:
-    """Append-only JSONL of one record per step; on resume, records after the resumed step are dropped."""
+    """Append-only JSONL of one record per step; on resume, records after the resumed step are dropped.
+
+    Parameters
+    ----------
+    path
+        ``metrics.jsonl`` of the run.
+    resume_step
+        The step the run resumes from (0: a new log).
+    enabled
+        ``False`` on ranks other than 0.
+    """
 
     def __init__(self, path: Path, *, resume_step: int, enabled: bool = True):
         self.path = path
@@ -64,40 +73,16 @@ class MetricsLog:
                     continue
                 if rec.get("step", math.inf) <= resume_step:
                     kept.append(line)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics-", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        write_text(path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record (a line of JSON).
+
+        Parameters
+        ----------
+        record
+            The step's metrics.
+        """
         if self.enabled:
             with self.path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
-
-
-class ProgressBar:
-    """A rich progress bar over steps (no-op when disabled, e.g. on ranks other than 0)."""
-
-    def __init__(self, total: int, start: int, *, enabled: bool):
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("lcd-ssl"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=total, completed=start, info="")
-
-    def update(self, step: int, info: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, info=info)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -1,5 +1,7 @@
-"""Cross-batch partner index (pure numpy): for each image, the images of the same compound, dose and
-timepoint in *other* experimental replicas.
+"""Cross-batch partner index (pure numpy): each image's partners of its condition in other replicas.
+
+For each image, the candidates are the images of the same compound, dose and timepoint in *other*
+experimental replicas.
 
 Following Haslum et al. 2023 ("Metadata-guided Consistency Learning for High Content Images"), the
 two global crops of a training sample come from two replicas of the same condition, so the only
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError):
     """Metadata needed by cross-batch sampling is missing or invalid (the message names the column/row)."""
 
 

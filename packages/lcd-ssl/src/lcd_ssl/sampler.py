@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from lcd_core import InputError
 from torch.utils.data import Sampler
 
 from .pairing import PartnerIndex
@@ -21,13 +22,15 @@ from .pairing import PartnerIndex
 
 @dataclass(frozen=True)
 class EpochPlan:
+    """The samples of one epoch (all processes): anchor, partner, seed and whether a partner exists."""
+
     anchors: np.ndarray
     partners: np.ndarray
     seeds: np.ndarray
     has_partner: np.ndarray
 
 
-class PlanError(ValueError):
+class PlanError(InputError):
     """The data cannot fill the requested batches."""
 
 

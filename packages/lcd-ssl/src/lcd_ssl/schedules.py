@@ -33,6 +33,15 @@ class Schedules:
 
     @classmethod
     def build(cls, config, steps_per_epoch: int) -> Schedules:
+        """The schedules of a :class:`lcd_ssl.TrainConfig` (DINO's warmup + cosine shapes).
+
+        Parameters
+        ----------
+        config
+            The run's config.
+        steps_per_epoch
+            Steps per epoch.
+        """
         total = config.epochs * steps_per_epoch
         lr = config.lr * (config.batch_size / 256.0 if config.scale_lr else 1.0)
         warmup = round(config.warmup_epochs * steps_per_epoch)

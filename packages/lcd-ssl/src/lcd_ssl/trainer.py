@@ -1,19 +1,34 @@
-"""The training loop: data, model, loss, optimizer, schedules, DDP, checkpoints, monitoring."""
+"""The training loop, split as DINO's ``train_dino`` / ``train_one_epoch`` are.
+
+:func:`train` sets up the process group and runs, in order:
+
+- :func:`_build`: device, data (field reader with the run's model-input recipe, partner index,
+  crops, sampler), model (seeded), loss, optimizer, schedules;
+- :func:`_resume`: the state of ``checkpoint.pt`` when the run folder has one (else a new
+  ``train_config.json``);
+- :func:`_networks`: DDP / ``torch.compile`` wrappers, standardization, autocast;
+- :func:`_train_epoch` per epoch, :func:`_train_step` per step, :func:`_save` for checkpoints.
+
+The order of every random draw is the one of the single function this replaced, so runs and
+resumptions are bit-identical to lcd-ssl 0.1.0's.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lcd_core
 import numpy as np
 import torch
+from lcd_core import progress, write_json
 from torch.utils.data import DataLoader
 
 from . import distributed as D
@@ -23,8 +38,8 @@ from .config import ConfigError, TrainConfig, schedule_fields_differ
 from .data import CropDataset, FieldReader, as_source
 from .losses import MultiCropLoss
 from .model import build_student_teacher, param_groups
-from .monitor import MetricsLog, ProgressBar, normalized_std, teacher_entropy, teacher_mutual_information
-from .pairing import build_partner_index
+from .monitor import MetricsLog, normalized_std, teacher_entropy, teacher_mutual_information
+from .pairing import PartnerIndex, build_partner_index
 from .sampler import CrossBatchSampler
 from .schedules import Schedules
 from .step import Networks, apply_update, forward_losses
@@ -45,15 +60,17 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
-def _resolve_device(config: TrainConfig) -> torch.device:
-    if config.device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {config.device!r} requested but CUDA is not available")
-        if D.is_distributed():
-            local = int(os.environ.get("LOCAL_RANK", 0))
-            torch.cuda.set_device(local)
-            return torch.device("cuda", local)
-    return torch.device(config.device)
+def _device(config: TrainConfig) -> torch.device:
+    """``config.device`` by lcd-embed's rule (``"auto"``: CUDA when available); selects the GPU."""
+    from lcd_embed import resolve_device
+
+    try:
+        device = resolve_device(config.device)
+    except lcd_core.ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def train(
@@ -69,7 +86,7 @@ def train(
     Parameters
     ----------
     data
-        A manifest (CSV/parquet path or DataFrame, read with lcd-embed) or :class:`InMemoryImages`.
+        A manifest (CSV/TSV/parquet path or DataFrame, read with lcd-embed) or :class:`InMemoryImages`.
     config
         The run's :class:`TrainConfig`.
     out_dir
@@ -92,26 +109,82 @@ def train(
     NonFiniteLossError
         The loss became NaN/inf (the last checkpoint is left untouched).
     ConfigError, DataError, MetadataError
-        Invalid options, images or metadata (the message names the option, file or column).
+        Invalid options, images or metadata (the message names the option, file or column); all
+        are :class:`lcd_core.InputError`.
     """
     config.validate()
-    started = D.init_from_env(config.device)
+    device = _device(config)
+    started = D.init_from_env(device.type)
     try:
-        return _train(data, config, Path(out_dir), max_steps=max_steps, on_step=on_step)
+        run = _build(data, config, Path(out_dir), device)
+        _resume(run)
+        nets = _networks(run)
+        log = MetricsLog(run.out_dir / METRICS_FILE, resume_step=run.step, enabled=run.is_main)
+        stop_at = run.total_steps if max_steps is None else min(run.total_steps, max_steps)
+        if run.is_main and run.step == 0:
+            log.write(_start_record(run))
+        show = run.is_main and config.progress and run.step < stop_at
+        with progress(stop_at - run.step, "lcd-ssl", enabled=show, unit="steps") as advance:
+            while run.step < stop_at:
+                _train_epoch(run, nets, log, advance, stop_at=stop_at, on_step=on_step)
+        return run.out_dir
     finally:
         if started:
             torch.distributed.destroy_process_group()
 
 
-def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> Path:
+@dataclass
+class _Run:
+    """Everything :func:`_build` makes; ``step`` and ``fallback_total`` advance as the run goes."""
+
+    config: TrainConfig
+    out_dir: Path
+    device: torch.device
+    rank: int
+    world: int
+    source: Any
+    index: PartnerIndex | None
+    recipe: Any  # lcd_embed.InputConfig with the model's in_chans: standardization and what export records
+    n_planes: int
+    in_chans: int
+    dataset: CropDataset
+    sampler: CrossBatchSampler
+    student: torch.nn.Module
+    teacher: torch.nn.Module
+    loss_fn: MultiCropLoss
+    optimizer: torch.optim.Optimizer
+    sched: Schedules
+    step: int = 0
+    fallback_total: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def n_replicas(self) -> int:
+        return 1 if self.index is None else len(self.index.replica_names)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+
+def _build(data: Any, config: TrainConfig, out_dir: Path, device: torch.device) -> _Run:
+    """Data (reader, partner index, crops, sampler), then the seeded model, loss, optimizer and schedules."""
     rank, world = D.rank(), D.world_size()
-    device = _resolve_device(config)
-    is_main = rank == 0
-    if is_main:
+    if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     D.barrier()
 
-    # ---- data ------------------------------------------------------------------------------------
     source = as_source(data)
     index = None
     if config.cross_batch:
@@ -120,13 +193,7 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
             replica_key=config.replica_key,
             condition_keys=(config.compound_key, config.dose_key, config.timepoint_key),
         )
-    reader = FieldReader(
-        source,
-        planes=config.planes,
-        normalization=config.normalization,
-        cache=config.cache_images,
-        downscale=config.downscale,
-    )
+    reader = FieldReader(source, config.input_config(), cache=config.cache_images)
     n_planes = reader(0).shape[0]
     in_chans = config.in_chans or (1 if config.plane_agnostic else n_planes)
     if not config.plane_agnostic and n_planes not in (1, in_chans):
@@ -155,19 +222,14 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
         rank=rank,
         world_size=world,
     )
-    spe = sampler.steps_per_epoch
-    total_steps = config.epochs * spe
-    n_replicas = 1 if index is None else len(index.replica_names)
-    no_partner_images = 0 if index is None else int((index.n_candidates == 0).sum())
 
-    # ---- model, loss, optimizer -----------------------------------------------------------------
     torch.manual_seed(config.seed)
     student, teacher = build_student_teacher(config, in_chans)
     student.to(device)
     teacher.to(device)
     loss_fn = MultiCropLoss(
         config.out_dim,
-        n_replicas=n_replicas,
+        n_replicas=1 if index is None else len(index.replica_names),
         student_temp=config.student_temp,
         center_momentum=config.center_momentum,
         use_barlow=config.use_barlow,
@@ -175,198 +237,225 @@ def _train(data, config: TrainConfig, out_dir: Path, *, max_steps, on_step) -> P
         barlow_weight=config.barlow_weight,
     ).to(device)
     optimizer = torch.optim.AdamW(param_groups(student))
-    sched = Schedules.build(config, spe)
+    sched = Schedules.build(config, sampler.steps_per_epoch)
+    return _Run(
+        config=config,
+        out_dir=out_dir,
+        device=device,
+        rank=rank,
+        world=world,
+        source=source,
+        index=index,
+        recipe=config.input_config(in_chans),
+        n_planes=n_planes,
+        in_chans=in_chans,
+        dataset=dataset,
+        sampler=sampler,
+        student=student,
+        teacher=teacher,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        sched=sched,
+    )
 
-    # ---- resume ---------------------------------------------------------------------------------
-    step, fallback_total = 0, 0
-    state_path = out_dir / STATE_FILE
-    if state_path.exists():
-        state = load_state(state_path)
+
+def _resume(run: _Run) -> None:
+    """Load ``checkpoint.pt`` (same options required, runtime ones excepted); or record a new run's config."""
+    config = run.config
+    if run.state_path.exists():
+        state = load_state(run.state_path)
         differ = schedule_fields_differ(state["config"], config.to_dict())
         if differ:
             raise ConfigError(
-                f"{state_path} was trained with different options ({', '.join(differ)}); use another out_dir or the same config"
+                f"{run.state_path} was trained with different options ({', '.join(differ)}); use another out_dir or the same config"
             )
-        student.load_state_dict(state["student"])
-        teacher.load_state_dict(state["teacher"])
-        optimizer.load_state_dict(state["optimizer"])
-        loss_fn.load_state_dict(state["loss"])
-        step, fallback_total = int(state["step"]), int(state["fallback_total"])
+        run.student.load_state_dict(state["student"])
+        run.teacher.load_state_dict(state["teacher"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.loss_fn.load_state_dict(state["loss"])
+        run.step, run.fallback_total = int(state["step"]), int(state["fallback_total"])
         rngs = state["rng"]
-        if len(rngs) == world:
-            restore_rng(rngs[rank])
+        if len(rngs) == run.world:
+            restore_rng(rngs[run.rank])
         else:  # another process count: the stream cannot continue; reseed deterministically
-            torch.manual_seed(config.seed + 1_000_003 * step + rank)
-    elif is_main:
-        _write_json(
-            out_dir / CONFIG_FILE, {"config": config.to_dict(), "in_chans": in_chans, "n_planes": n_planes}
+            torch.manual_seed(config.seed + 1_000_003 * run.step + run.rank)
+    elif run.is_main:
+        write_json(
+            {"config": config.to_dict(), "in_chans": run.in_chans, "n_planes": run.n_planes},
+            run.out_dir / CONFIG_FILE,
         )
 
-    model = student
+
+def _networks(run: _Run) -> Networks:
+    """The student as trained (DDP / compiled), the teacher's forward, standardization, autocast."""
+    config, device = run.config, run.device
+    model = run.student
     if D.is_distributed():
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(student, device_ids=[device.index] if device.type == "cuda" else None)
-    teacher_fwd = teacher
+        model = DistributedDataParallel(
+            run.student, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    teacher_fwd = run.teacher
     if config.compile:
-        model, teacher_fwd = torch.compile(model), torch.compile(teacher)
-
-    mean, std = (
-        channel_values(config.normalization.get(k, d), in_chans, k) for k, d in (("mean", 0.0), ("std", 1.0))
-    )
-    mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    log = MetricsLog(out_dir / METRICS_FILE, resume_step=step, enabled=is_main)
-    stop_at = total_steps if max_steps is None else min(total_steps, max_steps)
-    bar = ProgressBar(total_steps, step, enabled=is_main and config.progress and step < stop_at)
+        model, teacher_fwd = torch.compile(model), torch.compile(run.teacher)
+    mean, std = (torch.from_numpy(a).to(device) for a in run.recipe.channel_stats(run.in_chans))
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if config.precision == "bf16"
         else nullcontext()
     )
-    nets = Networks(
-        student, teacher, model, teacher_fwd, loss_fn, optimizer, autocast, mean, std, config.clip_grad
+    return Networks(
+        run.student,
+        run.teacher,
+        model,
+        teacher_fwd,
+        run.loss_fn,
+        run.optimizer,
+        autocast,
+        mean,
+        std,
+        config.clip_grad,
     )
 
-    def checkpoint(current: int) -> None:
-        rngs = [capture_rng()]
-        if D.is_distributed():
-            rngs = [None] * world
-            torch.distributed.all_gather_object(rngs, capture_rng())
-        if is_main:
-            save_state(
-                out_dir,
-                {
-                    "config": config.to_dict(),
-                    "step": current,
-                    "epoch": current // spe,
-                    "student": student.state_dict(),
-                    "teacher": teacher.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "loss": loss_fn.state_dict(),
-                    "replica_names": [] if index is None else list(index.replica_names),
-                    "in_chans": in_chans,
-                    "world_size": world,
-                    "fallback_total": fallback_total,
-                    "rng": rngs,
-                },
-            )
-        D.barrier()
 
-    if is_main and step == 0:
-        log.write(
+def _start_record(run: _Run) -> dict[str, Any]:
+    config = run.config
+    return {
+        "event": "start",
+        "step": 0,
+        "variant": config.variant,
+        "steps_total": run.total_steps,
+        "steps_per_epoch": run.steps_per_epoch,
+        "world_size": run.world,
+        "n_images": len(run.source),
+        "n_replicas": run.n_replicas,
+        "images_without_partner": 0 if run.index is None else int((run.index.n_candidates == 0).sum()),
+        "dino_loss_uniform": math.log(config.out_dim),
+        "teacher_std_reference": 1.0 / math.sqrt(config.out_dim),
+    }
+
+
+def _train_epoch(
+    run: _Run,
+    nets: Networks,
+    log: MetricsLog,
+    advance: Callable[..., None],
+    *,
+    stop_at: int,
+    on_step: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """The rest of the current epoch (from ``run.step``), or up to ``stop_at``."""
+    config, spe = run.config, run.steps_per_epoch
+    epoch, in_epoch = divmod(run.step, spe)
+    run.sampler.set_epoch(epoch, in_epoch)
+    loader = DataLoader(
+        run.dataset,
+        batch_size=run.sampler.local_batch,
+        sampler=run.sampler,
+        num_workers=config.num_workers,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
+        pin_memory=run.device.type == "cuda",
+        drop_last=False,
+    )
+    for batch in loader:
+        record = _train_step(run, nets, batch, epoch)
+        step = run.step
+        if step % config.log_every == 0 or step == stop_at:
+            log.write(record)
+        advance(
+            1,
+            info=f"loss {record['loss']:.3f} H {record['teacher_entropy']:.2f} MI {record['teacher_mi']:.2f} "
+            f"std·√d {record['teacher_std'] * math.sqrt(config.out_dim):.2f}",
+        )
+        if step % config.checkpoint_every == 0 or step % spe == 0 or step == stop_at:
+            _save(run, step)
+        if on_step is not None:
+            on_step(record)
+        if step >= stop_at:
+            break
+
+
+def _train_step(run: _Run, nets: Networks, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+    """One optimization step on ``batch``; advances ``run.step`` and returns the step's metrics record."""
+    config, sched, device, world, step = run.config, run.sched, run.device, run.world, run.step
+    t0 = time.perf_counter()
+    crops = [c.to(device, non_blocking=True) for c in batch["crops"]]
+    replicas = batch["replicas"].to(device)
+    teacher_ids = torch.cat([replicas[:, 0], replicas[:, 1]])
+    out, teacher_out = forward_losses(nets, crops, teacher_ids, float(sched.teacher_temp[step]))
+    stats = torch.stack(
+        [
+            out["loss"].detach(),
+            out["dino"],
+            out["barlow"],
+            teacher_entropy(out["teacher_probs"]),
+            normalized_std(teacher_out),
+            (~batch["has_partner"]).sum().to(device=device, dtype=torch.float32) * world,
+            teacher_mutual_information(out["teacher_probs"]),
+        ]
+    ).float()
+    D.all_reduce_sum(stats)
+    stats = (stats / world).tolist()
+    if not all(math.isfinite(v) for v in stats[:3]):
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step + 1} (epoch {epoch}): loss={stats[0]}, dino={stats[1]}, "
+            f"barlow={stats[2]}; stopped without saving, the last good checkpoint is {run.state_path} "
+            "(try a lower lr, a longer warmup or precision='fp32')"
+        )
+    apply_update(
+        nets,
+        out["loss"],
+        lr=float(sched.lr[step]),
+        weight_decay=float(sched.weight_decay[step]),
+        momentum=float(sched.momentum[step]),
+        freeze_last_layer=epoch < config.freeze_last_layer_epochs,
+    )
+    fallback = round(stats[5])
+    run.step = step + 1
+    run.fallback_total += fallback
+    return {
+        "step": run.step,
+        "epoch": epoch,
+        "loss": stats[0],
+        "dino": stats[1],
+        "barlow": stats[2],
+        "teacher_entropy": stats[3],
+        "teacher_std": stats[4],
+        "teacher_mi": stats[6],
+        "lr": float(sched.lr[step]),
+        "weight_decay": float(sched.weight_decay[step]),
+        "momentum": float(sched.momentum[step]),
+        "teacher_temp": float(sched.teacher_temp[step]),
+        "no_partner": fallback,
+        "no_partner_total": run.fallback_total,
+        "step_seconds": time.perf_counter() - t0,
+    }
+
+
+def _save(run: _Run, step: int) -> None:
+    """``checkpoint.pt`` with every process's RNG states (rank 0 writes; all processes wait)."""
+    rngs = [capture_rng()]
+    if D.is_distributed():
+        rngs = [None] * run.world
+        torch.distributed.all_gather_object(rngs, capture_rng())
+    if run.is_main:
+        save_state(
+            run.out_dir,
             {
-                "event": "start",
-                "step": 0,
-                "variant": config.variant,
-                "steps_total": total_steps,
-                "steps_per_epoch": spe,
-                "world_size": world,
-                "n_images": len(source),
-                "n_replicas": n_replicas,
-                "images_without_partner": no_partner_images,
-                "dino_loss_uniform": math.log(config.out_dim),
-                "teacher_std_reference": 1.0 / math.sqrt(config.out_dim),
-            }
+                "config": run.config.to_dict(),
+                "step": step,
+                "epoch": step // run.steps_per_epoch,
+                "student": run.student.state_dict(),
+                "teacher": run.teacher.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "loss": run.loss_fn.state_dict(),
+                "replica_names": [] if run.index is None else list(run.index.replica_names),
+                "in_chans": run.in_chans,
+                "world_size": run.world,
+                "fallback_total": run.fallback_total,
+                "rng": rngs,
+            },
         )
-
-    try:
-        while step < stop_at:
-            epoch, in_epoch = divmod(step, spe)
-            sampler.set_epoch(epoch, in_epoch)
-            loader = DataLoader(
-                dataset,
-                batch_size=sampler.local_batch,
-                sampler=sampler,
-                num_workers=config.num_workers,
-                worker_init_fn=_seed_worker,
-                generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
-                pin_memory=device.type == "cuda",
-                drop_last=False,
-            )
-            for batch in loader:
-                t0 = time.perf_counter()
-                crops = [c.to(device, non_blocking=True) for c in batch["crops"]]
-                replicas = batch["replicas"].to(device)
-                teacher_ids = torch.cat([replicas[:, 0], replicas[:, 1]])
-                out, teacher_out = forward_losses(nets, crops, teacher_ids, float(sched.teacher_temp[step]))
-                stats = torch.stack(
-                    [
-                        out["loss"].detach(),
-                        out["dino"],
-                        out["barlow"],
-                        teacher_entropy(out["teacher_probs"]),
-                        normalized_std(teacher_out),
-                        (~batch["has_partner"]).sum().to(device=device, dtype=torch.float32) * world,
-                        teacher_mutual_information(out["teacher_probs"]),
-                    ]
-                ).float()
-                D.all_reduce_sum(stats)
-                stats = (stats / world).tolist()
-                if not all(math.isfinite(v) for v in stats[:3]):
-                    raise NonFiniteLossError(
-                        f"non-finite loss at step {step + 1} (epoch {epoch}): loss={stats[0]}, dino={stats[1]}, "
-                        f"barlow={stats[2]}; stopped without saving, the last good checkpoint is {state_path} "
-                        "(try a lower lr, a longer warmup or precision='fp32')"
-                    )
-                apply_update(
-                    nets,
-                    out["loss"],
-                    lr=float(sched.lr[step]),
-                    weight_decay=float(sched.weight_decay[step]),
-                    momentum=float(sched.momentum[step]),
-                    freeze_last_layer=epoch < config.freeze_last_layer_epochs,
-                )
-                step += 1
-                fallback = round(stats[5])
-                fallback_total += fallback
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": stats[0],
-                    "dino": stats[1],
-                    "barlow": stats[2],
-                    "teacher_entropy": stats[3],
-                    "teacher_std": stats[4],
-                    "teacher_mi": stats[6],
-                    "lr": float(sched.lr[step - 1]),
-                    "weight_decay": float(sched.weight_decay[step - 1]),
-                    "momentum": float(sched.momentum[step - 1]),
-                    "teacher_temp": float(sched.teacher_temp[step - 1]),
-                    "no_partner": fallback,
-                    "no_partner_total": fallback_total,
-                    "step_seconds": time.perf_counter() - t0,
-                }
-                if step % config.log_every == 0 or step == stop_at:
-                    log.write(record)
-                bar.update(
-                    step,
-                    f"loss {stats[0]:.3f} H {stats[3]:.2f} MI {stats[6]:.2f} std·√d {stats[4] * math.sqrt(config.out_dim):.2f}",
-                )
-                if step % config.checkpoint_every == 0 or step % spe == 0 or step == stop_at:
-                    checkpoint(step)
-                if on_step is not None:
-                    on_step(record)
-                if step >= stop_at:
-                    break
-    finally:
-        bar.close()
-    return out_dir
-
-
-def channel_values(value, in_chans: int, name: str) -> list[float]:
-    """A normalization mean/std as one float per input channel (a scalar is repeated)."""
-    values = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    if len(values) == 1:
-        values = values * in_chans
-    if len(values) != in_chans:
-        raise ConfigError(
-            f"normalization {name} has {len(values)} values but the model has {in_chans} input channels"
-        )
-    return values
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    D.barrier()
