@@ -71,7 +71,7 @@ def test_opera_errors(tmp_path, write_opera_plate):
     (images / "r01c01f01p02-ch1sk1fk1fl1.tiff").unlink()
     with pytest.raises(InputError, match="inconsistent plane counts"):
         manifest_from_opera(images, channel=1)
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(InputError, match="nowhere: image folder not found"):
         manifest_from_opera(tmp_path / "nowhere")
 
 

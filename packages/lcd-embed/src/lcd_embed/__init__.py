@@ -24,6 +24,9 @@ _EXPORTS = {
     "manifest_from_opera": "manifest",
     "manifest_from_pattern": "manifest",
     "well_name": "manifest",
+    "opera_files": "opera",
+    "read_index": "opera",
+    "find_exports": "opera",
     "read_field": "read",
     "count_planes": "read",
     # the model-input recipe and its kernels

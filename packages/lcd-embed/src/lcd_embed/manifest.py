@@ -20,14 +20,6 @@ from lcd_core import InputError, read_table
 PLANE_COLUMN = re.compile(r"^path_z(\d+)$")
 STRING_COLUMNS = ("replica", "plate", "well", "compound", "moa")
 
-# Opera Phenix / Harmony export name, e.g. r01c01f01p01-ch1sk1fk1fl1.tiff:
-# row, column, field, plane, channel, timepoint (sk), then flim/ fk-fl indices we keep but do not use.
-OPERA_NAME = re.compile(
-    r"^r(?P<row>\d+)c(?P<column>\d+)f(?P<field>\d+)p(?P<plane>\d+)"
-    r"-ch(?P<channel>\d+)sk(?P<timepoint>\d+)fk(?P<fk>\d+)fl(?P<fl>\d+)\.tiff?$",
-    re.IGNORECASE,
-)
-
 
 def plane_columns(columns: Iterable[str]) -> list[str]:
     """The ``path_z<k>`` columns of a table, sorted by plane index."""
@@ -210,13 +202,17 @@ def manifest_from_opera(
     Parameters
     ----------
     image_dirs
-        One folder per plate holding the exported TIFFs (searched recursively).
+        Harmony export folders holding the TIFFs (searched recursively) and, when present, the
+        ``Index.idx.xml``/``Index.xml`` that names plate, well, field, plane, channel and timepoint. A
+        plate imaged over time may be several exports (one per timepoint, each restarting at ``sk1``):
+        they are ordered by measurement start into one time series (:func:`lcd_embed.opera_files`).
     plate_map
         CSV/parquet or DataFrame with one row per well (``well`` column, e.g. ``B03`` or ``B3``) and
         any metadata (``compound``, ``dose``, ``moa``, ``control``, ``replica``...). With a
         ``plate`` column it is joined on (plate, well), otherwise on well for every plate.
     plates
-        Plate names, one per folder; default: the folder name (its parent when it is called ``Images``).
+        Plate names, one per folder; default: the Index file's ``PlateID``, else the folder name without
+        Harmony's ``__<date>-Measurement N`` suffix (its parent's when the folder is ``Images``).
     channel
         The channel to keep; required when a folder holds more than one.
     well_key, plate_key
@@ -225,44 +221,42 @@ def manifest_from_opera(
     Returns
     -------
     pandas.DataFrame
-        ``plate, well, row, column, fov, timepoint, channel, path_z0..`` (+ plate-map columns), in
-        plate, well, fov, timepoint order. ``fov`` is the Opera field index (1-based).
+        ``plate, well, row, column, fov, timepoint, timepoint_h, channel, path_z0..`` (+ plate-map
+        columns), in plate, well, fov, timepoint order. ``fov`` is the Opera field index (1-based),
+        ``timepoint`` the plate-wide index (1-based), ``timepoint_h`` the hours from the plate's first
+        measurement (missing when the export carries no time).
     """
+    from .opera import opera_files
+
     dirs = [Path(image_dirs)] if isinstance(image_dirs, (str, os.PathLike)) else [Path(d) for d in image_dirs]
-    if plates is not None and len(plates) != len(dirs):
-        raise InputError(f"got {len(plates)} plate names for {len(dirs)} image folders")
-    records = []
-    for i, folder in enumerate(dirs):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"image folder not found: {folder}")
-        plate = plates[i] if plates is not None else _plate_from_folder(folder)
-        for f in sorted(folder.rglob("*")):
-            m = OPERA_NAME.match(f.name)
-            if m is None or not f.is_file():
-                continue
-            g = {k: int(v) for k, v in m.groupdict().items()}
-            records.append({"plate": str(plate), **g, "file": str(f.resolve())})
-        if not any(r["plate"] == str(plate) for r in records):
-            raise InputError(f"no Opera-style image (r01c01f01p01-ch1sk1fk1fl1.tiff) found under {folder}")
-    files = pd.DataFrame.from_records(records)
+    files = opera_files(dirs, plates=plates)
     channels = sorted(files["channel"].unique())
     if channel is None:
         if len(channels) > 1:
-            raise InputError(f"images have channels {channels}: choose one with channel= (--channel)")
+            names = files.drop_duplicates("channel").set_index("channel")["channel_name"].to_dict()
+            listing = ", ".join(f"{c} ({names[c]})" if names.get(c) else str(c) for c in channels)
+            raise InputError(f"images have channels {listing}: choose one with channel= (--channel)")
         channel = channels[0]
     elif channel not in channels:
         raise InputError(f"channel {channel} not found; images have channels {channels}")
-    files = files[files["channel"] == channel]
+    files = files[files["channel"] == channel].drop(columns=["channel_name"])
     files["well"] = [well_name(r, c) for r, c in zip(files["row"], files["column"], strict=True)]
-    return _assemble(
-        files,
+    # hours are one value per plate x timepoint (possibly missing): joined after the pivot, which
+    # would drop rows whose key is missing
+    hours = files[["plate", "timepoint", "timepoint_h"]].drop_duplicates(["plate", "timepoint"])
+    out = _assemble(
+        files.drop(columns=["timepoint_h"]),
         ["plate", "well", "row", "column", "field", "timepoint", "channel"],
         "plane",
-        plate_map,
+        None,
         well_key=well_key,
         plate_key=plate_key,
         rename={"field": "fov"},
     )
+    out = out.merge(hours, on=["plate", "timepoint"], how="left", validate="many_to_one")
+    front = ["plate", "well", "row", "column", "fov", "timepoint", "timepoint_h", "channel"]
+    out = out[[*front, *[c for c in out.columns if c not in front]]]
+    return _join_plate_map(out, plate_map, well_key=well_key, plate_key=plate_key)
 
 
 def manifest_from_pattern(
@@ -284,7 +278,9 @@ def manifest_from_pattern(
     regex
         Matched (``re.search``) against the path relative to ``root``; its named groups become
         metadata columns, e.g. ``r"(?P<plate>P\d+)/(?P<well>[A-P]\d+)_s(?P<fov>\d+)_z(?P<plane>\d)"``.
-        Files that do not match are ignored. Numeric-looking ``fov``/``timepoint`` groups become ints.
+        Files that do not match are ignored. Numeric-looking ``fov``/``timepoint``/``row``/``column``
+        groups become ints; ``row`` and ``column`` groups without a ``well`` group give the well
+        (``r02c03`` -> ``B03``), so Opera-style names work here too.
     plate_map
         Optional plate map joined on ``well`` (and ``plate`` when it has that column).
     root
@@ -313,11 +309,16 @@ def manifest_from_pattern(
     if not records:
         raise InputError(f"no file under {root} matches glob {pattern!r} and regex {regex!r}")
     files = pd.DataFrame.from_records(records)
-    for c in ("fov", "timepoint", plane_group):
+    for c in ("fov", "timepoint", "row", "column", plane_group):
         if c in files.columns and files[c].astype(str).str.fullmatch(r"\d+").all():
             files[c] = files[c].astype(int)
     if well_key in files.columns:
         files[well_key] = [normalize_well(w) for w in files[well_key]]
+    elif {"row", "column"} <= set(files.columns):
+        # Opera-style names (r02c03...) carry the well as row and column numbers
+        files[well_key] = [
+            well_name(int(r), int(c)) for r, c in zip(files["row"], files["column"], strict=True)
+        ]
     keys = [c for c in files.columns if c not in ("file", plane_group)]
     if plane_group not in files.columns:
         dup = files.duplicated(keys) if keys else files.index.duplicated()
@@ -382,11 +383,6 @@ def _join_plate_map(df: pd.DataFrame, plate_map, *, well_key: str, plate_key: st
             f"{source}: no plate-map row for {on} {wells[:5]} ({len(wells)} in all) that have images"
         )
     return out.drop(columns="_merge").reset_index(drop=True)
-
-
-def _plate_from_folder(folder: Path) -> str:
-    folder = folder.resolve()
-    return folder.parent.name if folder.name.lower() == "images" else folder.name
 
 
 def _resolve(p, base: Path | None) -> str:

@@ -231,7 +231,9 @@ def opera_files(
     """
     exports = find_exports(image_dirs, plates=plates)
     parts = []
-    for plate, group in pd.Series(range(len(exports))).groupby([e.plate for e in exports]):
+    for plate, group in pd.Series(range(len(exports))).groupby(
+        np.array([e.plate for e in exports], dtype=object)
+    ):
         members = [exports[i] for i in group]
         if len(members) > 1:
             no_start = [str(e.folder) for e in members if e.start is None]
