@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "BilateralGrid": "bilateral",
@@ -31,7 +31,6 @@ _EXPORTS = {
     "DiscoveryParams": "field",
     "discover_field": "field",
     "count_nuclei": "count",
-    "inhibition": "count",
     "write_labels": "count",
     "write_overlay": "count",
 }
@@ -40,6 +39,10 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    if name == "inhibition":  # deprecated in 0.3.0: warns and forwards to lcd_metrics.inhibition
+        from ._deprecated import inhibition
+
+        return inhibition
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lcd_nuclei' has no attribute {name!r}")

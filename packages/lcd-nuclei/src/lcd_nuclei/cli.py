@@ -69,14 +69,14 @@ if typer is not None:
             float, typer.Option(help="Drop instances above this x the field's median area (inf: keep all).")
         ] = 4.0,
         inhibition_out: Annotated[
-            Path | None, typer.Option("--inhibition", help="Write inhibition % per well (CSV) here.")
+            Path | None, typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet).")
         ] = None,
         control: Annotated[str, typer.Option(help="Control query or boolean column.")] = "compound == 'DMSO'",
         on_error: Annotated[str, typer.Option(help="raise | skip")] = "raise",
         seed: Annotated[int, typer.Option()] = 0,
     ) -> None:
         """Count nuclei and confluency per field of view."""
-        from .count import count_nuclei, inhibition
+        from .count import count_nuclei
         from .field import DiscoveryParams
 
         if out.suffix not in (".h5ad", ".zarr"):
@@ -110,10 +110,12 @@ if typer is not None:
                 on_error=on_error,
             )
             if inhibition_out is not None:
-                from .count import _atomic
+                from lcd_core import write_table
+                from lcd_metrics import inhibition
 
-                table = inhibition(adata, control=control)
-                _atomic(inhibition_out, lambda tmp: table.to_csv(tmp, index=False))
+                keys = ["plate"] + (["timepoint"] if "timepoint" in adata.obs.columns else [])
+                table = inhibition(adata, measurement_keys=keys, well_key="well", control=control)
+                write_table(table, inhibition_out)
         except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         typer.echo(f"{adata.n_obs} fields, {int(adata.obs['nuclei_count'].sum())} nuclei -> {out}")
