@@ -114,7 +114,7 @@ def bench_harmony(adata, repeats):
     runs = {"wrapper": [], "direct": []}
 
     def wrapper():
-        harmony(adata, keys, seed=0)
+        harmony(adata, "replica", fov_key="fov", seed=0)
 
     last = {}
 
@@ -140,7 +140,7 @@ def bench_harmony(adata, repeats):
         own = []
         for _ in range(3):
             start = time.perf_counter()
-            harmony(adata, keys, seed=0, key_added="X_overhead")
+            harmony(adata, "replica", fov_key="fov", seed=0, key_added="X_overhead")
             own.append(time.perf_counter() - start)
     finally:
         harmonypy.run_harmony = real_run

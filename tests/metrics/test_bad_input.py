@@ -2,11 +2,11 @@
 
 import importlib.util
 
+import lcd_core
 import lcd_metrics as lm
 import numpy as np
 import pandas as pd
 import pytest
-from lcd_metrics import io as lio
 
 
 def small_table(n=12, d=5, seed=0):
@@ -70,7 +70,7 @@ def test_non_numeric_feature_column_is_named():
 def test_features_cannot_be_told_apart():
     df = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
     with pytest.raises(lm.InputError, match=r"cannot tell features from metadata.*pass features="):
-        lm.load_profiles(df)
+        lm.average_precision(df, pos_sameby=["b"], neg_diffby=["b"])
 
 
 @pytest.mark.parametrize(
@@ -125,35 +125,42 @@ def test_unsupported_options_refuse_rather_than_differ():
 
 
 def test_parquet_without_pyarrow_says_what_to_install(monkeypatch, tmp_path):
+    pytest.importorskip("typer")
+    from lcd_metrics.cli import app
+    from typer.testing import CliRunner
+
+    src = tmp_path / "t.csv"
+    small_table().to_csv(src, index=False)
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
         lambda name, *a: None if name in ("pyarrow", "fastparquet") else real(name, *a),
     )
-    with pytest.raises(lm.InputError) as exc:
-        lio.write_table(pd.DataFrame({"a": [1]}), tmp_path / "x.parquet")
-    assert "pip install lcd-metrics[cli]" in one_line(exc)
+    args = ["map", str(src), "--pos-sameby", "Metadata_cmp", "--neg-diffby", "Metadata_cmp"]
+    r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "x.parquet")])
+    assert r.exit_code == 2 and "parquet needs pyarrow (pip install pyarrow)" in r.output
+    assert not (tmp_path / "x.parquet").exists()  # refused before any work
     (tmp_path / "y.parquet").write_bytes(b"")
     with pytest.raises(lm.InputError, match=r"pyarrow"):
-        lio.read_table(tmp_path / "y.parquet")
+        lm.average_precision(tmp_path / "y.parquet", **RULES)
 
 
 def test_file_errors(tmp_path):
-    with pytest.raises(lm.InputError, match="file not found"):
+    with pytest.raises(lm.InputError, match=r"missing\.csv: profiles table not found"):
         lm.average_precision(tmp_path / "missing.csv", **RULES)
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(lm.InputError, match="unknown table format"):
-        lio.read_table(tmp_path / "t.xlsx")
+        lm.average_precision(tmp_path / "t.xlsx", **RULES)
 
 
 def test_anndata_layer_and_rep_errors():
     ad = pytest.importorskip("anndata")
     a = ad.AnnData(X=np.ones((3, 2)))
     with pytest.raises(lm.InputError, match=r"layer 'mad' not found"):
-        lm.load_profiles(a, layer="mad")
+        lm.map_es(a, layer="mad")
     with pytest.raises(lm.InputError, match=r"obsm key 'X_harmony' not found"):
-        lm.load_profiles(a, use_rep="X_harmony")
+        lm.average_precision(a, use_rep="X_harmony", **RULES)
 
 
 def test_write_is_atomic_and_input_untouched(tmp_path):
@@ -161,6 +168,6 @@ def test_write_is_atomic_and_input_untouched(tmp_path):
     before = df.copy()
     lm.mean_average_precision(df, null_size=50, **RULES)
     pd.testing.assert_frame_equal(df, before)
-    out = lio.write_table(df, tmp_path / "t.csv")
+    out = lcd_core.write_table(df, tmp_path / "t.csv")
     assert out.read_text().startswith("Metadata_cmp")
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temp file left behind

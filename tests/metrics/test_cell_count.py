@@ -62,10 +62,12 @@ def test_inhibition_formula_and_no_input_change():
         for r in df.itertuples()
     ]
     np.testing.assert_allclose(out["inhibition"], expected)
+    assert (out["status"] == "ok").all() and out.index.equals(df.index)
     ad = pytest.importorskip("anndata")
     a = ad.AnnData(X=np.zeros((len(df), 1)), obs=df)
-    assert lm.inhibition(a) is None
-    np.testing.assert_allclose(a.obs["inhibition"], expected)
+    from_adata = lm.inhibition(a)  # a table for AnnData input too; the AnnData is not written into
+    np.testing.assert_allclose(from_adata["inhibition"], expected)
+    assert "inhibition" not in a.obs.columns
 
 
 def test_cell_count_bad_input():
@@ -81,5 +83,8 @@ def test_cell_count_bad_input():
     assert (res["status"] == "partial").all() and res["reason"].str.contains(
         "3 of 9 wells on plates with fewer than 2 controls"
     ).all()
-    with pytest.raises(lm.InputError, match="without controls"):
-        lm.inhibition(no_ctrl)
+    inh = lm.inhibition(no_ctrl)
+    p0 = inh["plate"] == "P0"
+    assert (inh.loc[p0, "status"] == "failed").all() and inh.loc[p0, "inhibition"].isna().all()
+    assert inh.loc[p0, "reason"].str.contains("no control rows").all()
+    assert (inh.loc[~p0, "status"] == "ok").all()

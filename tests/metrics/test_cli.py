@@ -1,5 +1,6 @@
 """The lcd-metrics command line through typer's CliRunner."""
 
+import lcd_metrics as lm
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,7 +25,7 @@ def test_map_on_lincs_plate(lincs_path, tmp_path):
         "--neg-diffby",
         "Metadata_broad_sample",
     ]
-    r = runner.invoke(cli.app, [*args, "--null-size", "200", "--ap-output", str(ap_out)])
+    r = runner.invoke(cli.app, [*args, "--null-size", "200", "--ap-out", str(ap_out)])
     assert r.exit_code == 0, r.output
     table = pd.read_parquet(out)
     assert {"Metadata_broad_sample", "mean_average_precision", "p_value", "corrected_p_value"} <= set(
@@ -48,7 +49,7 @@ def test_map_multilabel_moa_strings_match_copairs(lincs, tmp_path):
     r = runner.invoke(
         cli.app,
         [
-            "map", str(path), "-o", str(out), "--ap-output", str(ap_out),
+            "map", str(path), "-o", str(out), "--ap-out", str(ap_out),
             "--pos-sameby", "Metadata_moa", "--pos-diffby", "Metadata_broad_sample",
             "--neg-diffby", "Metadata_moa", "--multilabel-col", "Metadata_moa", "--null-size", "1000",
         ],
@@ -96,20 +97,17 @@ def test_map_es_with_plots_and_cell_count(make_screen, tmp_path):
     assert len(table) == 4 and table["map_es"].notna().all()
     assert (plots / "sensitivity.png").stat().st_size > 0
     assert (plots / "ap_vs_null_cmp0.png").stat().st_size > 0
-    r = runner.invoke(
-        cli.app,
-        [
-            "cell-count",
-            str(src),
-            "-o",
-            str(tmp_path / "cc.csv"),
-            "--inhibition-output",
-            str(tmp_path / "inh.csv"),
-        ],
-    )
+    r = runner.invoke(cli.app, ["cell-count", str(src), "-o", str(tmp_path / "cc.csv")])
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv(tmp_path / "cc.csv")) == 4
-    assert "inhibition" in pd.read_csv(tmp_path / "inh.csv").columns
+    r = runner.invoke(
+        cli.app,
+        ["inhibition", str(src), "--measurement-keys", "plate,timepoint", "-o", str(tmp_path / "inh.csv")],
+    )
+    assert r.exit_code == 0, r.output
+    inh = pd.read_csv(tmp_path / "inh.csv")
+    assert len(inh) == len(df) and (inh["status"] == "ok").all()
+    np.testing.assert_allclose(inh["inhibition"], lm.inhibition(df)["inhibition"])
 
 
 @pytest.mark.parametrize(
@@ -117,9 +115,13 @@ def test_map_es_with_plots_and_cell_count(make_screen, tmp_path):
     [
         (["map-es", "{src}", "-o", "{out}", "--replica-key", "batch"], "column 'batch' not found"),
         (["map-es", "{src}", "-o", "{out}", "--control", "compound == 'nope'"], "no control rows match"),
-        (["map", "{missing}", "-o", "{out}", "--pos-sameby", "a", "--neg-diffby", "a"], "file not found"),
+        (
+            ["map", "{missing}", "-o", "{out}", "--pos-sameby", "a", "--neg-diffby", "a"],
+            "nope.csv: profiles table not found",
+        ),
         (["cell-count", "{src}", "-o", "{out}"], "column 'nuclei_count' not found"),
-        (["map-es", "{src}", "-o", "{tmp}/x.xlsx"], "unknown output format"),
+        (["inhibition", "{src}", "-o", "{out}", "--count-key", "cells"], "column 'cells' not found"),
+        (["map-es", "{src}", "-o", "{tmp}/x.xlsx"], "unknown table format"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make_screen, tmp_path, args, needle):
@@ -142,8 +144,37 @@ def test_bad_input_exits_2_with_one_line(make_screen, tmp_path, args, needle):
 
 
 def test_main_without_typer_prints_install_hint(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "app", None)
+    import sys
+
+    from lcd_metrics.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "typer", None)  # importing typer now fails
+    monkeypatch.delitem(sys.modules, "lcd_metrics.cli")
     with pytest.raises(SystemExit) as exc:
-        cli.main()
+        main()
     assert exc.value.code == 1
     assert "pip install 'lcd-metrics[cli]'" in capsys.readouterr().err
+
+
+def test_list_options_repeat_or_comma_and_python_m(make_screen, tmp_path):
+    """`--opt a --opt b` and `--opt a,b` are the same list; `python -m lcd_metrics` is the same CLI."""
+    import subprocess
+    import sys
+
+    obs, X = make_screen(n_compounds=2, doses=(1.0,))
+    df = pd.concat(
+        [obs, pd.DataFrame(X, index=obs.index, columns=[f"Cells_{i}" for i in range(X.shape[1])])], axis=1
+    )
+    src = tmp_path / "wells.csv"
+    df.to_csv(src, index=False)
+    base = ["map", str(src), "--neg-diffby", "compound", "--null-size", "50"]
+    r1 = runner.invoke(
+        cli.app, [*base, "--pos-sameby", "compound", "--pos-sameby", "dose", "-o", str(tmp_path / "a.csv")]
+    )
+    r2 = runner.invoke(cli.app, [*base, "--pos-sameby", "compound,dose", "-o", str(tmp_path / "b.csv")])
+    assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert list(a.columns[:2]) == ["compound", "dose"]
+    pd.testing.assert_frame_equal(a, b)
+    run = subprocess.run([sys.executable, "-m", "lcd_metrics", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("lcd-metrics 0.2.0")

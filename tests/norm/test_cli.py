@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import builtins
-import importlib
+import subprocess
+import sys
 
 import anndata
 import lcd_norm.cli as cli
 import numpy as np
 import pandas as pd
 import pytest
-from lcd_norm import write_h5ad
+from lcd_core import write_h5ad
+from lcd_norm import mad_harmony_fov
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -27,16 +28,20 @@ def _run(*args):
 
 def test_each_command_writes_its_result(h5ad, tmp_path):
     out = tmp_path / "out.h5ad"
-    result = _run("aggregate", h5ad, out, "--by", "well")
+    result = _run("aggregate", h5ad, "-o", out, "--by", "well")
     assert result.exit_code == 0, result.output
     assert anndata.read_h5ad(out).uns["lcd"]["level"] == "well"
     for cmd, extra, check in [
-        ("mad", [], lambda a: "mad" in a.layers),
-        ("harmony", ["--keys", "replica,fov"], lambda a: a.obsm["X_harmony"].shape[0] == a.n_obs),
+        ("mad", [], lambda a: "X_mad" in a.obsm),
+        (
+            "harmony",
+            ["--replica-key", "replica", "--fov-key", "fov"],
+            lambda a: a.obsm["X_harmony"].shape[0] == a.n_obs,
+        ),
         ("fastmnn", ["--n-components", "8"], lambda a: a.obsm["X_mnn"].shape[1] == 8),
         ("mad-harmony-fov", [], lambda a: "X_mad_harmony_fov" in a.obsm),
     ]:
-        result = _run(cmd, h5ad, out, *extra)
+        result = _run(cmd, h5ad, "-o", out, *extra)
         assert result.exit_code == 0, (cmd, result.output)
         assert check(anndata.read_h5ad(out)), cmd
     assert anndata.read_h5ad(h5ad).obsm.keys() == set()  # input untouched
@@ -44,7 +49,7 @@ def test_each_command_writes_its_result(h5ad, tmp_path):
 
 def test_compare_writes_table_and_figure(h5ad, tmp_path):
     table, fig = tmp_path / "cmp.parquet", tmp_path / "cmp.png"
-    result = _run("compare", h5ad, table, "--methods", "none,mad,fastmnn", "--plot", fig)
+    result = _run("compare", h5ad, "-o", table, "--methods", "none,mad,fastmnn", "--plot", fig)
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(table)
     assert frame["method"].tolist() == ["none", "mad", "fastmnn"] and (frame["status"] == "ok").all()
@@ -55,9 +60,12 @@ def test_reads_a_pycytominer_csv(tmp_path, lincs_table):
     csv = tmp_path / "lincs.csv"
     lincs_table.to_csv(csv, index=False)
     out = tmp_path / "o.h5ad"
-    result = _run("mad", csv, out, "--by", "Metadata_Plate", "--control", "Metadata_broad_sample == 'DMSO'")
+    result = _run(
+        "mad", csv, "-o", out, "--measurement-keys", "Metadata_Plate",
+        "--control", "Metadata_broad_sample == 'DMSO'",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert np.isfinite(anndata.read_h5ad(out).layers["mad"]).all()
+    assert np.isfinite(anndata.read_h5ad(out).obsm["X_mad"]).all()
 
 
 def _one_line_exit_2(result, pattern):
@@ -68,44 +76,48 @@ def _one_line_exit_2(result, pattern):
 
 def test_bad_input_exits_2_with_one_line(h5ad, tmp_path, profiles):
     out = tmp_path / "o.h5ad"
-    _one_line_exit_2(_run("mad", h5ad, out, "--by", "plate,site"), "'site' not found")
-    _one_line_exit_2(_run("harmony", h5ad, out, "--keys", "replica,batch"), "'batch' not found")
+    _one_line_exit_2(_run("mad", h5ad, "-o", out, "--measurement-keys", "plate,site"), "'site' not found")
+    _one_line_exit_2(_run("harmony", h5ad, "-o", out, "--fov-key", "batch"), "'batch' not found")
     profiles.obs["one"] = "x"
     obs = profiles.obs.astype({"compound": str})
     obs.loc[(obs["plate"] == "R0P1") & (obs["compound"] == "DMSO"), "compound"] = "none"
     profiles.obs = obs
     bad = write_h5ad(profiles, tmp_path / "bad.h5ad")
-    _one_line_exit_2(_run("harmony", bad, out, "--keys", "replica,one"), "'one' has a single level")
-    _one_line_exit_2(_run("mad", bad, out), "plate='R0P1', timepoint=24 has no control rows")
+    _one_line_exit_2(_run("harmony", bad, "-o", out, "--fov-key", "one"), "'one' has a single level")
+    _one_line_exit_2(_run("mad", bad, "-o", out), "plate='R0P1', timepoint=24 has no control rows")
     X = profiles.X.copy()
     X[2, 1] = np.nan
     profiles.X = X
     nan = write_h5ad(profiles, tmp_path / "nan.h5ad")
-    _one_line_exit_2(_run("fastmnn", nan, out), "1 NaN/inf values in 1 rows (first rows: ['2'])")
-    _one_line_exit_2(_run("mad", tmp_path / "missing.h5ad", out), "file not found")
+    _one_line_exit_2(_run("fastmnn", nan, "-o", out), "1 NaN/inf values in 1 rows (first: '2')")
+    _one_line_exit_2(
+        _run("mad", tmp_path / "missing.h5ad", "-o", out), "missing.h5ad: profiles file not found"
+    )
+    _one_line_exit_2(_run("mad", h5ad, "-o", tmp_path / "o.csv"), "cannot write a csv file here")
     assert not out.exists()
 
 
 def test_main_without_typer_says_how_to_install(monkeypatch, capsys):
-    real_import = builtins.__import__
+    from lcd_norm.__main__ import main
 
-    def no_typer(name, *args, **kwargs):
-        if name == "typer" or name.startswith("typer."):
-            raise ImportError("No module named 'typer'", name="typer")
-        return real_import(name, *args, **kwargs)
+    monkeypatch.setitem(sys.modules, "typer", None)  # importing typer now fails
+    monkeypatch.delitem(sys.modules, "lcd_norm.cli")
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    assert "pip install 'lcd-norm[cli]'" in capsys.readouterr().err
 
-    monkeypatch.delitem(__import__("sys").modules, "lcd_norm._cli_app", raising=False)
-    monkeypatch.setattr(builtins, "__import__", no_typer)
-    module = importlib.reload(cli)
-    try:
-        assert module.app is None
-        with pytest.raises(SystemExit) as exit_info:
-            module.main()
-        assert exit_info.value.code == 1
-        assert "pip install 'lcd-norm[cli]'" in capsys.readouterr().err
-    finally:
-        monkeypatch.setattr(builtins, "__import__", real_import)
-        importlib.reload(cli)
+
+def test_defaults_come_from_the_api_and_python_m(h5ad, tmp_path, profiles):
+    """A command without options gives what the function gives with its defaults."""
+    out = tmp_path / "o.h5ad"
+    assert _run("mad-harmony-fov", h5ad, "-o", out).exit_code == 0
+    expected = mad_harmony_fov(profiles, copy=True)
+    np.testing.assert_allclose(
+        anndata.read_h5ad(out).obsm["X_mad_harmony_fov"], expected.obsm["X_mad_harmony_fov"]
+    )
+    run = subprocess.run([sys.executable, "-m", "lcd_norm", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("lcd-norm 0.2.0")
 
 
 def test_compare_on_well_level_cell_painting(tmp_path, injury_table):
@@ -113,9 +125,9 @@ def test_compare_on_well_level_cell_painting(tmp_path, injury_table):
     injury_table.to_csv(csv, index=False)
     table = tmp_path / "cmp.csv"
     result = _run(
-        "compare", csv, table,
-        "--batch-key", "Experimental Condition [Experimental Batch]",
-        "--label-key", "injury_type",
+        "compare", csv, "-o", table,
+        "--replica-key", "Experimental Condition [Experimental Batch]",
+        "--compound-key", "injury_type",
         "--measurement-keys", "Plate",
         "--fov-key", "none",
         "--control", "`Control Type` == 'Negative'",

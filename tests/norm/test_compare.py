@@ -61,7 +61,7 @@ def test_evaluate_undefined_silhouette_has_reason(profiles):
 
 def test_compare_runs_every_method_and_corrections_help(profile_factory, tmp_path):
     adata = profile_factory(n_replicas=3, plates_per_replica=1, timepoints=(24,), batch_shift=4.0, seed=2)
-    table = compare(adata, label_key="compound", n_components=10, k=10)
+    table = compare(adata, compound_key="compound", n_components=10, k=10)
     assert table["method"].tolist() == list(METHODS)
     assert table["map_fraction_significant"].between(0, 1).all()
     assert (table["status"] == "ok").all(), table["reason"].tolist()

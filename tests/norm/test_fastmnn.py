@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
-from lcd_norm import InputError, fastmnn, read_profiles
+from lcd_core import load_profiles
+from lcd_norm import InputError, fastmnn
 from lcd_norm import _mnn_kernels as K
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import cross_val_score
@@ -111,7 +112,7 @@ def test_deterministic_and_merge_order(profiles):
 def test_lowers_batch_silhouette_on_cell_injury_plates(injury_table):
     # these profiles were normalised to controls upstream, so the batch effect left is weak but real:
     # a kNN classifier still tells the two experimental batches apart better than chance
-    adata = read_profiles(injury_table)
+    adata = load_profiles(injury_table)
     batch = adata.obs[INJURY_BATCH].astype(str)
     injury = adata.obs["injury_type"].astype(str)
     fastmnn(adata, INJURY_BATCH, k=20, n_components=50)

@@ -18,11 +18,11 @@ def _direct(X, obs, keys, seed=0):
 
 
 def test_matches_harmonypy_called_directly(profiles):
-    harmony(profiles, ["replica", "fov"], seed=3)
+    harmony(profiles, "replica", fov_key="fov", seed=3)
     expected = _direct(profiles.X, profiles.obs[["replica", "fov"]].astype(str), ["replica", "fov"], seed=3)
     assert expected.shape == profiles.shape  # harmonypy >= 2 returns cells × dims
     np.testing.assert_allclose(profiles.obsm["X_harmony"], expected, rtol=1e-10, atol=1e-10)
-    assert profiles.uns["X_harmony"]["params"]["keys"] == ["replica", "fov"]
+    assert profiles.uns["X_harmony"]["params"]["harmony_keys"] == ["replica", "fov"]
 
 
 def test_square_input_is_not_transposed(profile_factory):
@@ -38,7 +38,7 @@ def test_square_input_is_not_transposed(profile_factory):
         n_features=40,
     )
     assert adata.shape == (40, 40)
-    harmony(adata, "replica", nclust=2)
+    harmony(adata, "replica", fov_key=None, nclust=2)
     Z = adata.obsm["X_harmony"]
     # corrected rows stay closest to their own input row (a transpose would scramble this)
     dist = ((Z[:, None, :] - adata.X[None, :, :]) ** 2).sum(-1)
@@ -62,10 +62,10 @@ def test_orientation_helper_reads_old_layout():
 
 
 def test_seed_determinism_and_batch_mixing(profiles):
-    a = harmony(profiles, "replica", seed=1, copy=True).obsm["X_harmony"]
-    b = harmony(profiles, "replica", seed=1, copy=True).obsm["X_harmony"]
+    a = harmony(profiles, "replica", fov_key=None, seed=1, copy=True).obsm["X_harmony"]
+    b = harmony(profiles, "replica", fov_key=None, seed=1, copy=True).obsm["X_harmony"]
     np.testing.assert_array_equal(a, b)
-    one_thread = harmony(profiles, "replica", seed=1, n_threads=1, copy=True).obsm["X_harmony"]
+    one_thread = harmony(profiles, "replica", fov_key=None, seed=1, n_threads=1, copy=True).obsm["X_harmony"]
     np.testing.assert_allclose(one_thread, a, rtol=0, atol=1e-12)  # independent of the thread count
     before = silhouette_score(profiles.X, profiles.obs["replica"])
     after = silhouette_score(a, profiles.obs["replica"])
@@ -74,26 +74,26 @@ def test_seed_determinism_and_batch_mixing(profiles):
 
 def test_reads_layer_and_obsm(profiles):
     profiles.layers["scaled"] = profiles.X * 2
-    harmony(profiles, "replica", layer="scaled", key_added="H")
+    harmony(profiles, "replica", fov_key=None, layer="scaled", key_added="H")
     expected = _direct(profiles.X * 2, profiles.obs[["replica"]].astype(str), ["replica"])
     np.testing.assert_allclose(profiles.obsm["H"], expected, rtol=1e-10, atol=1e-10)
     profiles.obsm["pcs"] = profiles.X[:, :6]
-    harmony(profiles, "replica", use_rep="pcs", key_added="H2")
+    harmony(profiles, "replica", fov_key=None, use_rep="pcs", key_added="H2")
     assert profiles.obsm["H2"].shape == (profiles.n_obs, 6)
 
 
 def test_bad_input(profiles):
     with pytest.raises(InputError, match="'batch' not found"):
-        harmony(profiles, ["replica", "batch"])
+        harmony(profiles, "replica", fov_key="batch")
     profiles.obs["one"] = "x"
     with pytest.raises(InputError, match="'one' has a single level"):
-        harmony(profiles, ["replica", "one"])
+        harmony(profiles, "replica", fov_key="one")
     with pytest.raises(InputError, match="layer 'nope' not found"):
         harmony(profiles, "replica", layer="nope")
     X = profiles.X.copy()
     X[3, 3] = np.nan
     profiles.X = X
-    with pytest.raises(InputError, match=r"1 NaN/inf values in 1 rows \(first rows: \['3'\]\)"):
+    with pytest.raises(InputError, match=r"1 NaN/inf values in 1 rows \(first: '3'\)"):
         harmony(profiles, "replica")
     assert isinstance(profiles.obs, pd.DataFrame)
 
@@ -104,7 +104,7 @@ def test_mad_harmony_fov_is_mad_then_harmony_on_replica_and_fov(profiles):
     mad_harmony_fov(profiles, seed=2)
     mad_robustize(profiles, ("plate", "timepoint"))
     expected = _direct(
-        profiles.layers["mad"], profiles.obs[["replica", "fov"]].astype(str), ["replica", "fov"], seed=2
+        profiles.obsm["X_mad"], profiles.obs[["replica", "fov"]].astype(str), ["replica", "fov"], seed=2
     )
     np.testing.assert_allclose(profiles.obsm["X_mad_harmony_fov"], expected, rtol=1e-10, atol=1e-10)
     params = profiles.uns["X_mad_harmony_fov"]["params"]

@@ -40,7 +40,7 @@ def test_mad_is_row_order_invariant(case):
     out = mad_robustize(adata, zero_mad="keep", eps=1e-9, copy=True)
     shuffled = AnnData(X=adata.X[perm], obs=adata.obs.iloc[perm])
     mad_robustize(shuffled, zero_mad="keep", eps=1e-9)
-    np.testing.assert_allclose(shuffled.layers["mad"], out.layers["mad"][perm], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(shuffled.obsm["X_mad"], out.obsm["X_mad"][perm], rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -74,7 +74,7 @@ def test_count_writes_fov_anndata_labels_overlays(counted, dsb_cases):
     assert len(inhib) == 8 and (inhib["status"] == "ok").all()
     control_mean = adata.obs["nuclei_count"].iloc[:4].mean()
     expected = 100 * (1 - adata.obs["nuclei_count"].to_numpy() / control_mean)
-    np.testing.assert_allclose(inhib.sort_values("well")["inhibition_pct"], expected)
+    np.testing.assert_allclose(inhib.sort_values("well")["inhibition"], expected)
 
 
 def test_evaluate_against_instance_masks(counted, dsb_manifest, dsb_cases):

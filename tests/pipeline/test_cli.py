@@ -87,7 +87,7 @@ def test_metrics_map_runs_through_lcd(tmp_path):
     result = _invoke(
         "metrics", "map", str(tmp_path / "x.csv"), "-o", str(tmp_path / "map.csv"),
         "--pos-sameby", "Metadata_compound", "--neg-diffby", "Metadata_compound",
-        "--ap-output", str(tmp_path / "ap.csv"), "--null-size", "100",
+        "--ap-out", str(tmp_path / "ap.csv"), "--null-size", "100",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     ap = pd.read_csv(tmp_path / "ap.csv").set_index(["Metadata_compound", "Metadata_rep"])

@@ -89,6 +89,16 @@ _EXPORTS = {
     "split_list": "cli",
     "split_ints": "cli",
     "optional_key": "cli",
+    "given_keys": "cli",
+    "Out": "cli",
+    "Columns": "cli",
+    "Key": "cli",
+    "OptionalKey": "cli",
+    "Control": "cli",
+    "Features": "cli",
+    "Layer": "cli",
+    "UseRep": "cli",
+    "Seed": "cli",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

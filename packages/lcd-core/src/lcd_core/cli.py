@@ -6,8 +6,11 @@
   ``error: <one line>`` on stderr and exit code 2. Nothing else is caught: a bug in our code keeps
   its traceback instead of posing as bad input;
 - :func:`split_list`: the one list syntax (repeat the option, or separate values by commas);
-- :func:`optional_key`: ``none`` / empty means "no such column";
-- :data:`Out`: the ``--out/-o`` option for a command's output.
+- :func:`optional_key`: ``none`` / empty means "no such column"; :func:`given_keys` passes such
+  key options on;
+- :data:`Out`: the ``--out/-o`` option for a command's output; :data:`Columns`, :data:`Key`,
+  :data:`OptionalKey`, :data:`Control`, :data:`Features`, :data:`Layer`, :data:`UseRep`,
+  :data:`Seed`: options that mean the same in every command.
 """
 
 # no `from __future__ import annotations`: typer reads these annotations at run time
@@ -37,6 +40,32 @@ BAD_INPUT: tuple[type[BaseException], ...] = (
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output file (format by suffix).")]
 OptionalOut = Annotated[Path | None, typer.Option("--out", "-o", help="Output file (format by suffix).")]
+
+# Options that mean the same in every command, declared once. Each defaults to None: the command passes
+# it on only when given (lcd_core.given), so the default is the API's.
+#: explicit columns (repeat the option or separate by commas: :func:`split_list`)
+Columns = Annotated[list[str] | None, typer.Option(help="Columns (repeat the option or separate by commas).")]
+#: a metadata column name
+Key = Annotated[str | None, typer.Option(help="Column name (default: the API's).")]
+#: a metadata column that may be absent (``none``: :func:`optional_key`, :func:`given_keys`)
+OptionalKey = Annotated[
+    str | None, typer.Option(help="Column name; 'none' when the data has no such column.")
+]
+#: the negative controls (:func:`lcd_core.control_mask`)
+Control = Annotated[
+    str | None,
+    typer.Option(
+        help="Negative controls: a pandas query on the metadata or a boolean column (default: DMSO)."
+    ),
+]
+#: where features are read from (:func:`lcd_core.load_profiles`, :func:`lcd_core.get_rep`)
+Features = Annotated[
+    str | None,
+    typer.Option(help="Tables only: regex selecting the feature columns (default: the contract's rule)."),
+]
+Layer = Annotated[str | None, typer.Option(help="Read features from this AnnData layer instead of X.")]
+UseRep = Annotated[str | None, typer.Option(help="Read features from this AnnData obsm key instead of X.")]
+Seed = Annotated[int | None, typer.Option(help="Random seed (default: the API's).")]
 
 
 def fail(message: object) -> NoReturn:
@@ -165,6 +194,20 @@ def optional_key(key: str | None) -> str | None:
     if key is None or key.strip().lower() in ("", "none", "null"):
         return None
     return key
+
+
+def given_keys(**keys: str | None) -> dict[str, str | None]:
+    """The key options that were given, with ``none`` turned into ``None`` (the column does not exist).
+
+    :func:`lcd_core.given` drops ``None``, which would let the API default (``"timepoint"``) stand for
+    ``--timepoint-key none``; here a given ``none`` is passed on as ``None``.
+
+    Parameters
+    ----------
+    **keys
+        Option name to the value as typed (``None`` when the option was not given).
+    """
+    return {name: optional_key(value) for name, value in keys.items() if value is not None}
 
 
 def main_for(app: typer.Typer) -> Callable[[], None]:

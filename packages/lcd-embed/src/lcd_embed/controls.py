@@ -117,19 +117,3 @@ def stats_for_rows(
             raise InputError(f"manifest row {i}: no control statistics for {describe_group(keys, key)}")
         out.append(lookup[key])
     return out
-
-
-def select_controls(df: pd.DataFrame, control: str) -> pd.Series:
-    """Deprecated: :func:`lcd_core.control_mask` as a Series; kept only for ``lcd_nuclei.inhibition``.
-
-    ``lcd_nuclei.inhibition`` (moving to ``lcd_metrics.inhibition`` on another branch) imports this;
-    delete it once that branch is merged. Not exported.
-
-    Parameters
-    ----------
-    df
-        Metadata rows.
-    control
-        Boolean column or pandas query.
-    """
-    return pd.Series(control_mask(df, control, source="obs", require=False), index=df.index)

@@ -1,22 +1,30 @@
-"""lcd-metrics: mAP, mAP effect size (mAP-ES) and the cell-count activity baseline for image-based profiles."""
+"""lcd-metrics: mAP, mAP effect size (mAP-ES) and the cell-count activity baseline for image-based profiles.
 
-from .cell_count import cell_count_activity, inhibition
-from .errors import InputError
-from .io import load_profiles, read_table, write_table
+Loading, controls, errors and outputs come from lcd-core: ``lcd_metrics.InputError`` is
+:class:`lcd_core.InputError`. Importing the package loads numpy, pandas, anndata and scipy;
+matplotlib only when a figure is drawn.
+"""
+
+# Eager imports: every module needs only numpy, pandas, anndata and scipy, so lazy exports would save
+# little, and several modules share their function's name (map_es, inhibition).
+from lcd_core import InputError
+
+from .cell_count import cell_count_activity
+from .inhibition import inhibition
 from .map_es import map_es, sensitivity
 from .mean_ap import average_precision, mean_average_precision
+from .plotting import plot_ap_distributions, plot_sensitivity
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "InputError",
     "average_precision",
     "cell_count_activity",
     "inhibition",
-    "load_profiles",
     "map_es",
     "mean_average_precision",
-    "read_table",
+    "plot_ap_distributions",
+    "plot_sensitivity",
     "sensitivity",
-    "write_table",
 ]

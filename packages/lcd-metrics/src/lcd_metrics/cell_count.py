@@ -1,9 +1,10 @@
-"""The cell-count activity baseline of the LCD paper and percent inhibition.
+"""The cell-count activity baseline of the LCD paper.
 
 Counts (nuclei per well or field of view, e.g. ``obs["nuclei_count"]`` written by lcd-nuclei) are
 z-transformed per plate × timepoint against that measurement's control wells (mean and SD). Per compound
 × condition the median z over all replicate wells gets a percentile bootstrap 95 % confidence interval
 (Efron & Tibshirani 1993); the compound is active (cytotoxic or cytostatic) when the upper bound < 0.
+Percent inhibition is :func:`lcd_metrics.inhibition`.
 """
 
 from __future__ import annotations
@@ -13,49 +14,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lcd_core import DEFAULT_CONTROL, InputError, group_codes
 
+from ._counts import count_values, obs_of
 from .design import build_design, resolve_conditions
-from .errors import InputError
-from .io import check_columns, control_mask, read_data, row_ids
 
 CELL_COUNT_COLUMNS = ("status", "reason", "active", "median_z", "ci_low", "ci_high", "n_wells", "n_boot")
-
-
-def _obs_of(data: Any) -> tuple[pd.DataFrame, str]:
-    if isinstance(data, str) or hasattr(data, "__fspath__"):
-        source = str(data)
-        data = read_data(data)
-    else:
-        source = "AnnData" if hasattr(data, "obs") else "DataFrame"
-    if isinstance(data, pd.DataFrame):
-        return data, source
-    if hasattr(data, "obs"):
-        return data.obs, source
-    raise InputError(
-        f"unsupported input type {type(data).__name__}; pass an AnnData, a DataFrame or a file path"
-    )
-
-
-def _counts(obs: pd.DataFrame, count_key: str, source: str) -> np.ndarray:
-    check_columns(obs, [count_key], source)
-    col = obs[count_key]
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        raise InputError(f"{source}: count column {count_key!r} is not numeric (dtype {col.dtype})")
-    values = col.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise InputError(
-            f"{source}: count column {count_key!r} has {int(bad.sum())} NaN/inf values (first rows: {row_ids(obs, bad)})"
-        )
-    return values
 
 
 def _measurement_stats(
     obs: pd.DataFrame, values: np.ndarray, is_control: np.ndarray, keys: list[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Control mean, SD (ddof=1) and count of each row's plate × timepoint."""
-    meas = pd.factorize(pd.MultiIndex.from_frame(obs[keys]) if len(keys) > 1 else obs[keys[0]], sort=True)[0]
-    n_meas = meas.max() + 1
+    meas, levels = group_codes(obs, keys)
+    n_meas = len(levels)
     cm = meas[is_control]
     cnt = np.bincount(cm, minlength=n_meas).astype(np.float64)
     s1 = np.bincount(cm, weights=values[is_control], minlength=n_meas)
@@ -75,7 +47,7 @@ def cell_count_activity(
     timepoint_key: str | None = "timepoint",
     dose_key: str | None = "dose",
     condition_keys: Sequence[str] | None = None,
-    control: str = "compound == 'DMSO'",
+    control: str = DEFAULT_CONTROL,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
@@ -96,13 +68,20 @@ def cell_count_activity(
 
     Returns
     -------
-    One row per compound × condition: the key columns, ``status``, ``reason``, ``active``
-    (``ci_high < 0``), ``median_z``, ``ci_low``, ``ci_high``, ``n_wells``, ``n_boot``.
+    pandas.DataFrame
+        One row per compound × condition: the key columns, ``status``, ``reason``, ``active``
+        (``ci_high < 0``), ``median_z``, ``ci_low``, ``ci_high``, ``n_wells``, ``n_boot``.
     """
     if n_boot < 1 or not 0 < ci < 1:
         raise InputError(f"need n_boot >= 1 and 0 < ci < 1 (got {n_boot}, {ci})")
-    obs, source = _obs_of(data)
-    values = _counts(obs, count_key, source)
+    obs, source = obs_of(data)
+    values = count_values(obs, count_key, source)
+    bad = ~np.isfinite(values)
+    if bad.any():  # a z-score of a missing count is not a number: refuse rather than drop the well
+        first = ", ".join(repr(str(i)) for i in obs.index[bad][:3])
+        raise InputError(
+            f"{source}: count column {count_key!r} has {int(bad.sum())} NaN/inf values (first rows: {first})"
+        )
     conds = resolve_conditions(timepoint_key, dose_key, condition_keys)
     d = build_design(
         obs,
@@ -160,41 +139,3 @@ def cell_count_activity(
     table = table[[compound_key, *conds, *CELL_COUNT_COLUMNS]]
     table.attrs["lcd_metrics"] = {"compound_key": compound_key, "condition_keys": list(conds)}
     return table
-
-
-def inhibition(
-    data: Any,
-    *,
-    count_key: str = "nuclei_count",
-    plate_key: str = "plate",
-    timepoint_key: str | None = "timepoint",
-    control: str = "compound == 'DMSO'",
-    key_added: str = "inhibition",
-    copy: bool = False,
-) -> Any:
-    """Percent inhibition ``100 (mean(control) - value) / mean(control)`` per plate × timepoint.
-
-    An AnnData gets ``obs[key_added]`` in place (or on a copy with ``copy=True``, which is returned);
-    a DataFrame or path gives a new DataFrame with the column added (the input is never modified).
-    Rows of a plate × timepoint without controls, or whose control mean is 0, are an error naming it.
-    """
-    obs, source = _obs_of(data)
-    values = _counts(obs, count_key, source)
-    keys = [plate_key] + ([timepoint_key] if timepoint_key else [])
-    check_columns(obs, keys, source)
-    is_control = control_mask(obs, control, source)
-    mean, _, n_ctrl = _measurement_stats(obs, values, is_control, keys)
-    bad = (n_ctrl == 0) | (mean == 0)
-    if bad.any():
-        first = obs.loc[bad, keys].iloc[0].to_dict()
-        raise InputError(
-            f"{source}: {int(bad.sum())} rows belong to a plate × timepoint without controls or with control mean 0 (first: {first})"
-        )
-    result = 100.0 * (mean - values) / mean
-    if isinstance(data, pd.DataFrame) or isinstance(data, str) or hasattr(data, "__fspath__"):
-        out = obs.copy()
-        out[key_added] = result
-        return out
-    target = data.copy() if copy else data
-    target.obs[key_added] = result
-    return target if copy else None

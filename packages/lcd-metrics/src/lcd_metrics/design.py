@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from .errors import InputError
-from .io import check_columns, control_mask, row_ids
+from lcd_core import InputError, check_keys, control_mask
 
 
 @dataclass
@@ -31,7 +29,15 @@ class Design:
 def resolve_conditions(
     timepoint_key: str | None, dose_key: str | None, condition_keys: Sequence[str] | None
 ) -> tuple[str, ...]:
-    """Default condition = (timepoint, dose), skipping keys set to None."""
+    """Default condition = (timepoint, dose), skipping keys set to None.
+
+    Parameters
+    ----------
+    timepoint_key, dose_key
+        Timepoint and dose columns (``None``: absent).
+    condition_keys
+        Explicit condition columns, or ``None`` for the default.
+    """
     if condition_keys is None:
         return tuple(k for k in (timepoint_key, dose_key) if k is not None)
     return (condition_keys,) if isinstance(condition_keys, str) else tuple(condition_keys)
@@ -47,27 +53,37 @@ def build_design(
     control: str,
     extra_keys: Sequence[str] = (),
 ) -> Design:
-    """Check the columns, find controls, group treated rows by compound × condition (sorted keys)."""
+    """Check the columns, find controls, group treated rows by compound × condition (sorted keys).
+
+    Parameters
+    ----------
+    obs
+        Metadata, one row per well.
+    source
+        Named in messages.
+    compound_key, condition_keys, timepoint_key
+        Compound, condition and timepoint columns.
+    control
+        Control selector (:func:`lcd_core.control_mask`).
+    extra_keys
+        Further columns every row needs (replica, plate).
+    """
     needed = [compound_key, *condition_keys, *extra_keys] + ([timepoint_key] if timepoint_key else [])
-    check_columns(obs, list(dict.fromkeys(needed)), source)
+    check_keys(obs, list(dict.fromkeys(needed)), source=source, allow_missing=True)
     if timepoint_key is not None and timepoint_key not in condition_keys:
         raise InputError(
             f"condition_keys {list(condition_keys)} must include the timepoint key {timepoint_key!r}"
         )
-    is_control = control_mask(obs, control, source)
+    is_control = control_mask(obs, control, source=source)
     # every row needs the measurement keys; treated rows also their compound and condition
-    for col in [*extra_keys, *([timepoint_key] if timepoint_key else [])]:
-        bad = obs[col].isna().to_numpy()
-        if bad.any():
-            raise InputError(
-                f"{source}: column {col!r} has {int(bad.sum())} missing values (first rows: {row_ids(obs, bad)})"
-            )
+    check_keys(obs, [*extra_keys, *([timepoint_key] if timepoint_key else [])], source=source)
     treated = ~is_control
     for col in [compound_key, *condition_keys]:
         bad = obs[col].isna().to_numpy() & treated
         if bad.any():
+            first = ", ".join(repr(str(i)) for i in obs.index[bad][:3])
             raise InputError(
-                f"{source}: column {col!r} is missing in {int(bad.sum())} treated rows (first: {row_ids(obs, bad)})"
+                f"{source}: column {col!r} is missing in {int(bad.sum())} treated rows (first: {first})"
             )
     if timepoint_key is None:
         time_code = np.zeros(len(obs), dtype=np.int64)

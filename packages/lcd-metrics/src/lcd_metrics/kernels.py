@@ -88,8 +88,11 @@ def _ap_by_counting(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 
 
 def _ap_by_sorting(packed_pos: np.ndarray, neg_sims: np.ndarray) -> np.ndarray:
-    """AP per row for many positives: sort the negatives once per row and count those above each
-    positive with a single searchsorted on rows shifted apart (similarities lie in [-1, 1])."""
+    """AP per row for many positives, by sorting the negatives once per row.
+
+    The negatives above each positive are counted with a single searchsorted on rows shifted apart
+    (similarities lie in [-1, 1]).
+    """
     n_rows, m = neg_sims.shape
     offset = 8.0 * np.arange(n_rows)[:, None]
     neg_flat = (np.sort(np.maximum(neg_sims, -3.0), axis=1) + offset).ravel()

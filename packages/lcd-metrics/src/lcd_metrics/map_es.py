@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lcd_core import DEFAULT_CONTROL, InputError, check_finite, track
 
 from . import kernels
+from ._profiles import check_nonzero, profiles
 from .design import Design, build_design, resolve_conditions
-from .errors import InputError
-from .io import check_features, load_profiles
-from .progress import progress
 
 ACTIVITY_COLUMNS = (
     "status",
@@ -47,9 +46,11 @@ _DRAW_CHUNK = 256  # draws per chunk when similarities are gathered on the fly (
 def _draw_without_replacement(
     rng: np.random.Generator, eligible: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `eligible` (draws × candidates), pick up to `k` eligible columns uniformly without
-    replacement. Returns (columns, valid) of shape (draws, k); rows with fewer than k eligible columns
-    get all of them and `valid` False in the rest."""
+    """Per row of `eligible` (draws × candidates), up to `k` eligible columns drawn without replacement.
+
+    Returns (columns, valid) of shape (draws, k); rows with fewer than k eligible columns get all of
+    them and `valid` False in the rest.
+    """
     keys = rng.random(eligible.shape)
     keys[~eligible] = np.inf
     k_eff = min(k, eligible.shape[1])
@@ -227,7 +228,7 @@ def map_es(
     timepoint_key: str | None = "timepoint",
     dose_key: str | None = "dose",
     condition_keys: Sequence[str] | None = None,
-    control: str = "compound == 'DMSO'",
+    control: str = DEFAULT_CONTROL,
     n_draws: int = 1000,
     n_pos: int = 3,
     n_neg: int = 31,
@@ -237,10 +238,10 @@ def map_es(
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
-    progress_bar: bool = False,
+    progress: bool = False,
     return_samples: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """mAP effect size per compound × condition (the activity table).
+    """The mAP effect size per compound × condition (the activity table).
 
     Parameters
     ----------
@@ -265,71 +266,71 @@ def map_es(
         Refuse (raise :class:`InputError`) when any group cannot meet the design; by default the
         design uses what exists and the row's ``status``/``reason`` say so.
     features, layer, use_rep
-        Where features are read from (:func:`lcd_metrics.io.load_profiles`).
-    progress_bar
+        Where features are read from (:func:`lcd_core.load_profiles`, :func:`lcd_core.get_rep`).
+    progress
         Rich progress bar over groups.
     return_samples
         Also return the AP samples (long table: the group keys, ``kind`` = compound/null, ``ap``).
 
     Returns
     -------
-    One row per compound × condition with the key columns and :data:`ACTIVITY_COLUMNS`: ``status``
-    (ok / partial / failed), ``reason`` (empty when ok), ``active``, ``map_es``, ``map_mean``,
-    ``map_ci_low``/``map_ci_high`` (2.5/97.5 % quantiles of the AP samples), ``null_mean``, ``null_sd``,
-    ``n_draws``, ``n_wells``, ``n_replicas``, ``n_plates``, ``pos_available`` (fewest other-replica
-    wells of a query) and ``neg_available`` (fewest controls on a query's plate).
+    pandas.DataFrame or tuple of pandas.DataFrame
+        One row per compound × condition with the key columns and :data:`ACTIVITY_COLUMNS`: ``status``
+        (ok / partial / failed), ``reason`` (empty when ok), ``active``, ``map_es``, ``map_mean``,
+        ``map_ci_low``/``map_ci_high`` (2.5/97.5 % quantiles of the AP samples), ``null_mean``,
+        ``null_sd``, ``n_draws``, ``n_wells``, ``n_replicas``, ``n_plates``, ``pos_available`` (fewest
+        other-replica wells of a query) and ``neg_available`` (fewest controls on a query's plate);
+        with ``return_samples`` also the AP samples.
     """
     if n_draws < 2 or n_pos < 1 or n_neg < 1:
         raise InputError(f"need n_draws >= 2, n_pos >= 1, n_neg >= 1 (got {n_draws}, {n_pos}, {n_neg})")
-    prof = load_profiles(data, features=features, layer=layer, use_rep=use_rep)
+    obs, X, source, where = profiles(data, features=features, layer=layer, use_rep=use_rep)
     conds = resolve_conditions(timepoint_key, dose_key, condition_keys)
     d = build_design(
-        prof.obs,
-        prof.source,
+        obs,
+        source,
         compound_key=compound_key,
         condition_keys=conds,
         timepoint_key=timepoint_key,
         control=control,
         extra_keys=(replica_key, plate_key),
     )
-    check_features(prof)
-    xn = kernels.l2_normalize(prof.X)
-    replica = pd.factorize(prof.obs[replica_key], sort=True)[0]
-    plate = pd.factorize(prof.obs[plate_key], sort=True)[0]
+    check_finite(X, obs.index, where)
+    check_nonzero(X, obs.index, where)
+    xn = kernels.l2_normalize(X)
+    replica = pd.factorize(obs[replica_key], sort=True)[0]
+    plate = pd.factorize(obs[plate_key], sort=True)[0]
     meas = _Measurements(plate, d.time_code, d.is_control)
     t_of_group = [int(d.time_code[r[0]]) for r in d.group_rows]
     nulls = {}
     for t in sorted(set(t_of_group)):
         nulls[t] = _null_samples(t, xn, d, replica, plate, meas, n_draws, n_pos, n_neg, seed)
     records, samples = [], []
-    with progress(len(d.group_keys), "mAP-ES", progress_bar) as advance:
-        for gi, (key, rows) in enumerate(zip(d.group_keys, d.group_rows, strict=True)):
-            t = t_of_group[gi]
-            rng = np.random.default_rng([seed, 1, gi])
-            null, null_reasons = nulls[t]
-            ap, info, reasons = _group_samples(rows, t, xn, replica, plate, meas, n_draws, n_pos, n_neg, rng)
-            rec = dict(zip((compound_key, *conds), key, strict=True))
-            rec.update(info)
-            if null is None:
-                reasons = [*reasons, *null_reasons]
-                ap = None
-            else:
-                reasons = [*reasons, *null_reasons]
-            rec.update(_summarize(ap, null, threshold, n_draws))
-            rec["status"] = "failed" if ap is None else ("partial" if reasons else "ok")
-            rec["reason"] = "; ".join(reasons)
-            records.append(rec)
-            if return_samples and ap is not None:
-                samples.append(
-                    pd.DataFrame(
-                        {
-                            **{k: [v] * ap.size for k, v in zip((compound_key, *conds), key, strict=True)},
-                            "kind": "compound",
-                            "ap": ap,
-                        }
-                    )
+    groups = list(zip(d.group_keys, d.group_rows, strict=True))
+    for gi, (key, rows) in enumerate(track(groups, "mAP-ES", enabled=progress, unit="groups")):
+        t = t_of_group[gi]
+        rng = np.random.default_rng([seed, 1, gi])
+        null, null_reasons = nulls[t]
+        ap, info, reasons = _group_samples(rows, t, xn, replica, plate, meas, n_draws, n_pos, n_neg, rng)
+        rec = dict(zip((compound_key, *conds), key, strict=True))
+        rec.update(info)
+        reasons = [*reasons, *null_reasons]
+        if null is None:  # without a null there is no effect size, whatever the compound's samples
+            ap = None
+        rec.update(_summarize(ap, null, threshold, n_draws))
+        rec["status"] = "failed" if ap is None else ("partial" if reasons else "ok")
+        rec["reason"] = "; ".join(reasons)
+        records.append(rec)
+        if return_samples and ap is not None:
+            samples.append(
+                pd.DataFrame(
+                    {
+                        **{k: [v] * ap.size for k, v in zip((compound_key, *conds), key, strict=True)},
+                        "kind": "compound",
+                        "ap": ap,
+                    }
                 )
-            advance(1)
+            )
     table = pd.DataFrame.from_records(records)
     table = table[[compound_key, *conds, *ACTIVITY_COLUMNS]]
     table.attrs["lcd_metrics"] = {
@@ -405,8 +406,9 @@ def sensitivity(
 
     Returns
     -------
-    One row per condition × threshold: the condition columns, ``threshold``, ``n_compounds`` (rows not
-    failed), ``n_active`` (``es >= threshold``) and ``fraction_active``.
+    pandas.DataFrame
+        One row per condition × threshold: the condition columns, ``threshold``, ``n_compounds`` (rows
+        not failed), ``n_active`` (``es >= threshold``) and ``fraction_active``.
     """
     if es_key not in results.columns or "status" not in results.columns:
         raise InputError(

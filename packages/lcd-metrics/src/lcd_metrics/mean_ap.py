@@ -23,28 +23,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, as_list, check_finite, check_keys, control_mask
+from lcd_core import progress as bar
 from scipy.special import digamma
 
 from . import kernels
-from .errors import InputError
-from .io import Profiles, check_columns, check_features, check_metadata_complete, control_mask, load_profiles
+from ._profiles import check_nonzero, profiles
 from .pairs import encode, parse_rules, rank_profiles
-from .progress import progress
 
 AP_COLUMNS = ("average_precision", "normalized_average_precision", "n_pos_pairs", "n_total_pairs")
-
-
-def _profiles_from_meta(meta: Any, feats: Any, features, layer, use_rep) -> Profiles:
-    if feats is None:
-        return load_profiles(meta, features=features, layer=layer, use_rep=use_rep)
-    if not isinstance(meta, pd.DataFrame):
-        raise InputError("with feats given, meta must be a pandas DataFrame of metadata (copairs call style)")
-    X = np.asarray(feats.to_numpy() if isinstance(feats, pd.DataFrame) else feats)
-    if X.ndim != 2 or X.shape[0] != len(meta):
-        raise InputError(f"feats has shape {X.shape}; expected ({len(meta)}, n_features) to match meta")
-    if not np.issubdtype(X.dtype, np.number):
-        raise InputError(f"feats has dtype {X.dtype}; expected numbers")
-    return Profiles(obs=meta, X=np.asarray(X, dtype=np.float64), source="DataFrame")
 
 
 def expected_random_ap(n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
@@ -71,16 +58,16 @@ def normalized_ap(ap: np.ndarray, n_pos: np.ndarray, n_total: np.ndarray) -> np.
 def average_precision(
     meta: Any,
     feats: Any = None,
+    *,
     pos_sameby: str | Sequence[str] | None = None,
     pos_diffby: str | Sequence[str] | None = (),
     neg_sameby: str | Sequence[str] | None = (),
     neg_diffby: str | Sequence[str] | None = (),
     batch_size: int | None = None,
     distance: str = "cosine",
-    progress_bar: bool = False,
-    *,
+    progress: bool = False,
     multilabel_col: str | None = None,
-    multilabel_sep: str | None = None,
+    multilabel_sep: str | None = "|",
     control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
@@ -102,7 +89,7 @@ def average_precision(
         Accepted for copairs compatibility; memory is bounded by internal blocks instead.
     distance
         Only ``"cosine"`` (copairs' default) is supported.
-    progress_bar
+    progress
         Show a rich progress bar (needs the `cli` extra).
     multilabel_col
         Column holding a list of labels per profile (copairs' multilabel mAP); it must be in
@@ -110,30 +97,32 @@ def average_precision(
         label) or `neg_sameby`. The result then has one row per profile × label with positives, the
         label in `multilabel_col`.
     multilabel_sep
-        Split string cells of `multilabel_col` on this separator (``"|"`` for LINCS/Broad MoA strings
-        such as ``"EGFR inhibitor|HER2 inhibitor"``); without it a string is one label.
+        Split string cells of `multilabel_col` on this separator (default ``"|"``, as in LINCS/Broad
+        MoA strings such as ``"EGFR inhibitor|HER2 inhibitor"``); ``None``: a string is one label.
+        Cells holding lists are used as they are.
     control
         Retrieve against controls (copairs' ``assign_reference_index`` recipe in one argument): a
         pandas query or boolean column marking control rows; controls then have no positives (they are
         not queries) and a negative pair must join a control and a non-control.
     features, layer, use_rep
-        Where features are read from (see :func:`lcd_metrics.io.load_profiles`).
+        Where features are read from (:func:`lcd_core.load_profiles`, :func:`lcd_core.get_rep`).
 
     Returns
     -------
-    The metadata of the kept rows (index unchanged) plus ``average_precision`` (NaN without positive
-    partners), ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``.
+    pandas.DataFrame
+        The metadata of the kept rows (index unchanged) plus ``average_precision`` (NaN without
+        positive partners), ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``.
     """
     if distance != "cosine":
         raise InputError(f"distance={distance!r} is not supported; lcd-metrics ranks by cosine similarity")
-    prof = _profiles_from_meta(meta, feats, features, layer, use_rep)
+    obs, X, source, where = profiles(meta, feats, features=features, layer=layer, use_rep=use_rep)
     if control is not None:
-        pos_sameby, neg_diffby = _with_reference(prof, control, pos_sameby, neg_diffby)
+        obs, pos_sameby, neg_diffby = _with_reference(obs, source, control, pos_sameby, neg_diffby)
     neg_mode = None
     if multilabel_col is not None:
-        check_columns(prof.obs, [multilabel_col], prof.source)
+        check_keys(obs, [multilabel_col], source=source, allow_missing=True)
         pos_sameby, pos_diffby, neg_sameby, neg_diffby = (
-            _as_list(v) for v in (pos_sameby, pos_diffby, neg_sameby, neg_diffby)
+            as_list(v) for v in (pos_sameby, pos_diffby, neg_sameby, neg_diffby)
         )
         if multilabel_col not in pos_sameby or multilabel_col in pos_diffby:
             raise InputError(
@@ -146,37 +135,38 @@ def average_precision(
             [c for c in v if c != multilabel_col] for v in (pos_sameby, neg_sameby, neg_diffby)
         )
     rules, keep = parse_rules(
-        prof.obs,
+        obs,
         pos_sameby,
         pos_diffby,
         neg_sameby,
         neg_diffby,
-        prof.source,
+        source,
         multilabel=multilabel_col is not None,
     )
-    check_columns(prof.obs, rules.columns, prof.source)
     if not keep.all():
-        prof = Profiles(obs=prof.obs.loc[keep], X=prof.X[keep], source=prof.source)
-    check_metadata_complete(prof, rules.columns)
-    check_features(prof)
-    xn = kernels.l2_normalize(prof.X)
-    codes = encode(prof.obs, rules.columns)
+        obs, X = obs.loc[keep], X[keep]
+    check_keys(obs, rules.columns, source=source)
+    # only the rows that take part are checked: a NaN in a row the rule filters dropped does not matter
+    check_finite(X, obs.index, where)
+    check_nonzero(X, obs.index, where)
+    xn = kernels.l2_normalize(X)
+    codes = encode(obs, rules.columns)
     labels, label_names = None, None
     if multilabel_col is not None:
-        membership, label_names = _label_membership(prof, multilabel_col, multilabel_sep)
+        membership, label_names = _label_membership(obs, source, multilabel_col, multilabel_sep)
         labels = (membership, None, neg_mode)
-    with progress(len(xn), "average precision", progress_bar) as advance:
+    with bar(len(xn), "average precision", enabled=progress) as advance:
         q_rows, q_labels, ap, n_pos, n_total = rank_profiles(xn, codes, rules, labels=labels, advance=advance)
     if not (n_pos > 0).any():
-        raise InputError(f"{prof.source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
+        raise InputError(f"{source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
     if not (n_total > n_pos).any():
-        raise InputError(f"{prof.source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
+        raise InputError(f"{source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
     if labels is None:
-        out = prof.obs.drop(columns=[_REF], errors="ignore")
+        out = obs.drop(columns=[_REF], errors="ignore")
     else:  # one row per (profile, label) with positives, like copairs.map.multilabel
         keep_q = n_pos > 0
         q_rows, q_labels, ap, n_pos, n_total = (a[keep_q] for a in (q_rows, q_labels, ap, n_pos, n_total))
-        out = prof.obs.iloc[q_rows].drop(columns=[_REF, multilabel_col], errors="ignore")
+        out = obs.iloc[q_rows].drop(columns=[_REF, multilabel_col], errors="ignore")
         out[multilabel_col] = label_names[q_labels]
     out["n_pos_pairs"] = n_pos
     out["n_total_pairs"] = n_total
@@ -197,15 +187,20 @@ def _cell_labels(value, sep: str | None) -> list | None:
     return list(value)
 
 
-def _label_membership(prof: Profiles, col: str, sep: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows × labels) membership of a column holding label lists (a plain string is one label, or
-    several joined by `sep`)."""
-    cells = [_cell_labels(v, sep) for v in prof.obs[col]]
+def _label_membership(
+    obs: pd.DataFrame, source: str, col: str, sep: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × labels) membership of a column holding label lists.
+
+    A plain string is one label, or several joined by `sep`.
+    """
+    cells = [_cell_labels(v, sep) for v in obs[col]]
     bad = np.array([c is None or len(c) == 0 for c in cells])
     if bad.any():
+        first = ", ".join(repr(str(i)) for i in obs.index[bad][:3])
         raise InputError(
-            f"{prof.source}: multilabel column {col!r} has {int(bad.sum())} empty or missing cells "
-            f"(first rows: {prof.row_ids(bad)})"
+            f"{source}: multilabel column {col!r} has {int(bad.sum())} empty or missing cells "
+            f"(first rows: {first})"
         )
     flat = [str(x) for c in cells for x in c]
     names, codes = np.unique(np.array(flat, dtype=object), return_inverse=True)
@@ -215,17 +210,14 @@ def _label_membership(prof: Profiles, col: str, sep: str | None = None) -> tuple
     return membership, names
 
 
-def _with_reference(prof: Profiles, control: str, pos_sameby, neg_diffby) -> tuple[list[str], list[str]]:
+def _with_reference(
+    obs: pd.DataFrame, source: str, control: str, pos_sameby, neg_diffby
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Add a column that is -1 for non-controls and unique per control, to pos_sameby and neg_diffby."""
-    is_ctrl = control_mask(prof.obs, control, prof.source)
-    ref = np.full(len(prof.obs), -1, dtype=np.int64)
+    is_ctrl = control_mask(obs, control, source=source)
+    ref = np.full(len(obs), -1, dtype=np.int64)
     ref[is_ctrl] = np.flatnonzero(is_ctrl)
-    prof.obs = prof.obs.assign(**{_REF: ref})
-    return [*_as_list(pos_sameby), _REF], [*_as_list(neg_diffby), _REF]
-
-
-def _as_list(value) -> list[str]:
-    return [] if value is None else ([value] if isinstance(value, str) else list(value))
+    return obs.assign(**{_REF: ref}), [*as_list(pos_sameby), _REF], [*as_list(neg_diffby), _REF]
 
 
 def null_distributions(configs: np.ndarray, null_size: int, seed: int) -> np.ndarray:
@@ -244,7 +236,12 @@ def null_distributions(configs: np.ndarray, null_size: int, seed: int) -> np.nda
 def _map_from_ap(
     ap_scores: pd.DataFrame, sameby: Sequence[str], null_size: int, threshold: float, seed: int
 ) -> pd.DataFrame:
-    check_columns(ap_scores, [*sameby, "average_precision", "n_pos_pairs", "n_total_pairs"], "ap_scores")
+    check_keys(
+        ap_scores,
+        [*sameby, "average_precision", "n_pos_pairs", "n_total_pairs"],
+        source="ap_scores",
+        allow_missing=True,
+    )
     valid = ap_scores["average_precision"].notna().to_numpy() & (ap_scores["n_pos_pairs"].to_numpy() > 0)
     scores = ap_scores.loc[valid]
     if scores.empty:
@@ -292,19 +289,19 @@ def _add_rows(target: np.ndarray, group_ids: np.ndarray, nulls: np.ndarray, conf
 def mean_average_precision(
     data: Any,
     sameby: str | Sequence[str] | None = None,
+    *,
     null_size: int = 10000,
     threshold: float = 0.05,
     seed: int = 0,
-    progress_bar: bool = False,
+    progress: bool = False,
     max_workers: int | None = None,
     cache_dir: Any = None,
-    *,
     pos_sameby: str | Sequence[str] | None = None,
     pos_diffby: str | Sequence[str] | None = (),
     neg_sameby: str | Sequence[str] | None = (),
     neg_diffby: str | Sequence[str] | None = (),
     multilabel_col: str | None = None,
-    multilabel_sep: str | None = None,
+    multilabel_sep: str | None = "|",
     control: str | None = None,
     features: Sequence[str] | str | None = None,
     layer: str | None = None,
@@ -327,8 +324,10 @@ def mean_average_precision(
         Significance level for ``below_p`` and ``below_corrected_p``.
     seed
         Seed of the null; results are identical for the same seed whatever ran before (no disk cache).
-    progress_bar, max_workers, cache_dir
-        Accepted for copairs compatibility; `max_workers` and `cache_dir` have no effect.
+    progress
+        Show a progress bar while AP is computed (profiles input only).
+    max_workers, cache_dir
+        Accepted for copairs compatibility; they have no effect.
     pos_sameby, pos_diffby, neg_sameby, neg_diffby, multilabel_col, multilabel_sep, control, features, layer, use_rep
         As in :func:`average_precision`.
     return_ap
@@ -336,10 +335,11 @@ def mean_average_precision(
 
     Returns
     -------
-    One row per group: the `sameby` columns, ``mean_average_precision``,
-    ``mean_normalized_average_precision``, ``n_profiles``, ``p_value`` (fraction of null mAPs strictly
-    above the observed one, with +1 smoothing), ``corrected_p_value`` (BH q-value), ``below_p``,
-    ``below_corrected_p``.
+    pandas.DataFrame or tuple of pandas.DataFrame
+        One row per group: the `sameby` columns, ``mean_average_precision``,
+        ``mean_normalized_average_precision``, ``n_profiles``, ``p_value`` (fraction of null mAPs
+        strictly above the observed one, with +1 smoothing), ``corrected_p_value`` (BH q-value),
+        ``below_p``, ``below_corrected_p``; with ``return_ap`` also the AP table.
 
     Notes
     -----
@@ -367,7 +367,7 @@ def mean_average_precision(
             pos_diffby=pos_diffby,
             neg_sameby=neg_sameby,
             neg_diffby=neg_diffby,
-            progress_bar=progress_bar,
+            progress=progress,
             multilabel_col=multilabel_col,
             multilabel_sep=multilabel_sep,
             control=control,

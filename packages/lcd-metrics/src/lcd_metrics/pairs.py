@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError
 
 from . import kernels
-from .errors import InputError
 
 # the queries of one block are compared with at most this many candidate cells at once
 _CELLS_PER_BLOCK = 1 << 21
@@ -38,6 +38,7 @@ class PairRules:
 
     @property
     def columns(self) -> list[str]:
+        """Every column named by a rule, once, in rule order."""
         seen: dict[str, None] = {}
         for c in (*self.pos_sameby, *self.pos_diffby, *self.neg_sameby, *self.neg_diffby):
             seen[c] = None
@@ -147,9 +148,11 @@ def _pair_mask(
 
 
 def _positive_similarities(xn: np.ndarray, q: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Similarities of each query to its positives, packed left in a (queries, max positives) array
-    padded with NaN. Sparse positives (a few replicates among many candidates) are gathered pair by
-    pair; dense ones use a matrix product."""
+    """Similarities of each query to its positives, packed left in a (queries, max positives) array.
+
+    Padded with NaN. Sparse positives (a few replicates among many candidates) are gathered pair by
+    pair; dense ones use a matrix product.
+    """
     n_pos = pos.sum(axis=1)
     kmax = int(n_pos.max())
     packed = np.full((len(q), kmax), np.nan)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from .errors import InputError
+from lcd_core import InputError, atomic_write
 
 
 def _pyplot():
@@ -29,16 +27,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    # the temporary sibling keeps the suffix, so matplotlib picks the format from it
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 
 
 def _safe(name: str) -> str:
@@ -63,6 +53,13 @@ def plot_ap_distributions(
         Folder for ``ap_vs_null_<compound>.png``.
     compounds
         Compounds to draw; default: the first `max_compounds` by decreasing best mAP-ES.
+    max_compounds
+        Most figures drawn when ``compounds`` is not given.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG files written (atomically).
     """
     plt = _pyplot()
     meta = table.attrs.get("lcd_metrics", {})
@@ -123,7 +120,22 @@ def plot_ap_distributions(
 def plot_sensitivity(
     sens: pd.DataFrame, path: str | os.PathLike, *, title: str = "mAP-ES sensitivity"
 ) -> Path:
-    """Fraction of compounds active versus mAP-ES threshold, one line per condition."""
+    """Fraction of compounds active versus mAP-ES threshold, one line per condition.
+
+    Parameters
+    ----------
+    sens
+        The table of :func:`lcd_metrics.sensitivity`.
+    path
+        Output image (format by suffix), written atomically.
+    title
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     plt = _pyplot()
     conds = [c for c in sens.columns if c not in ("threshold", "n_compounds", "n_active", "fraction_active")]
     fig, ax = plt.subplots(figsize=(6, 4))

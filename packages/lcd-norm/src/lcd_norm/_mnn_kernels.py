@@ -11,6 +11,7 @@ bandwidth is a multiple of the median neighbour distance. No batchelor (GPL) cod
 from __future__ import annotations
 
 import numpy as np
+from lcd_core import blas_threads
 
 
 def cosine_normalize(X: np.ndarray) -> np.ndarray:
@@ -38,11 +39,9 @@ def multibatch_pca(
         centred = X[batch_codes == b] - centre
         cov += centred.T @ centred / len(centred)
     cov /= n_batches
-    from threadpoolctl import threadpool_limits
-
     # a features × features eigenproblem gains nothing from threads, and multithreaded OpenBLAS on a
     # busy machine can take seconds instead of milliseconds for it
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         eigvals, eigvecs = np.linalg.eigh(cov)
     top = np.argsort(eigvals)[::-1][:n_components]
     rotation = eigvecs[:, top]

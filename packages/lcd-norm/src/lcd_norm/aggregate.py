@@ -8,8 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-
-from lcd_norm._data import InputError, check_keys, feature_source, get_features, group_codes, jsonable
+from lcd_core import InputError, check_keys, get_rep, group_codes, record_params, rep_name, source_of
 
 
 def level_keys(
@@ -20,8 +19,10 @@ def level_keys(
     fov_key: str = "fov",
     timepoint_key: str = "timepoint",
 ) -> list[str]:
-    """Grouping columns of a named level: ``"fov"`` → plate, well, fov, timepoint; ``"well"`` → plate,
-    well, timepoint (docs/data-model.md)."""
+    """Grouping columns of a named level (docs/data-model.md).
+
+    ``"fov"`` → plate, well, fov, timepoint; ``"well"`` → plate, well, timepoint.
+    """
     if level == "fov":
         return [plate_key, well_key, fov_key, timepoint_key]
     if level == "well":
@@ -77,10 +78,11 @@ def aggregate(
 
     Returns
     -------
-    A new AnnData: ``X`` = aggregated features (same ``var``), ``obs`` = the group columns, every other
-    column that is constant within all groups, and ``n_members``; ``uns["lcd"]["level"]`` and
-    ``uns["aggregate"]["params"]`` (including the columns dropped because they varied within a group).
-    Groups are sorted by their key values.
+    anndata.AnnData
+        A new AnnData: ``X`` = aggregated features (same ``var``), ``obs`` = the group columns, every
+        other column that is constant within all groups, and ``n_members``; ``uns["lcd"]["level"]``
+        and ``uns["aggregate"]["params"]`` (including the columns dropped because they varied within a
+        group). Groups are sorted by their key values. ``adata`` is not changed.
     """
     if func not in ("median", "mean"):
         raise InputError(f"func must be 'median' or 'mean', not {func!r}")
@@ -94,8 +96,8 @@ def aggregate(
         level = level or "+".join(keys)
     if not keys:
         raise InputError("by= needs at least one column")
-    keys = check_keys(adata.obs, keys)
-    X = get_features(adata, layer=layer, use_rep=use_rep)
+    keys = check_keys(adata.obs, keys, source=source_of(adata))
+    X = get_rep(adata, layer=layer, use_rep=use_rep, dtype=None)
     codes, _ = group_codes(adata.obs, keys)
     frame = pd.DataFrame(X)
     grouped = frame.groupby(codes, sort=True)
@@ -115,15 +117,15 @@ def aggregate(
     out = AnnData(X=agg, obs=obs, var=var)
     dropped = [c for c in adata.obs.columns if c not in kept]
     out.uns["lcd"] = {"level": level}
-    out.uns["aggregate"] = {
-        "params": jsonable(
-            {
-                "by": keys,
-                "func": func,
-                "features": feature_source(layer, use_rep),
-                "n_input_rows": int(adata.n_obs),
-                "dropped_columns": [str(c) for c in dropped],
-            }
-        )
-    }
+    record_params(
+        out,
+        "aggregate",
+        {
+            "by": keys,
+            "func": func,
+            "features": rep_name(layer=layer, use_rep=use_rep),
+            "n_input_rows": int(adata.n_obs),
+            "dropped_columns": [str(c) for c in dropped],
+        },
+    )
     return out

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-
-from lcd_norm._data import check_keys, feature_source, get_features
+from lcd_core import InputError, check_keys, get_rep, rep_name, source_of
 
 #: keys of the dict :func:`evaluate` returns, in table order
 EVALUATION_COLUMNS = (
@@ -45,19 +44,20 @@ def _silhouette(X: np.ndarray, labels: pd.Series, sample_size: int, seed: int) -
 def replicate_map(
     X: np.ndarray,
     obs: pd.DataFrame,
-    label_key: str,
-    batch_key: str | None,
+    compound_key: str,
+    replica_key: str | None,
     *,
     null_size: int = 1000,
     seed: int = 0,
 ) -> dict:
     """Replicate-retrieval mAP via lcd-metrics (copairs call style).
 
-    Positives share ``label_key`` (and come from another ``batch_key`` level when given: cross-batch
-    retrieval, what batch correction should improve); negatives have another label. Rows with a missing
-    label are left out. Returns ``map`` (mean over labels of each label's mAP), ``map_fraction_significant``
-    (fraction of labels with BH q < 0.05 against lcd-metrics' permutation null), ``map_status`` and
-    ``map_reason``. Without lcd-metrics installed the values are NaN with status ``"not computed"``.
+    Positives share ``compound_key`` (and come from another ``replica_key`` level when given:
+    cross-replica retrieval, what batch correction should improve); negatives have another label.
+    Rows with a missing label are left out. Returns ``map`` (mean over labels of each label's mAP),
+    ``map_fraction_significant`` (fraction of labels with BH q < 0.05 against lcd-metrics' permutation
+    null), ``map_status`` and ``map_reason``. Without lcd-metrics importable (an install without
+    dependencies) the values are NaN with status ``"not computed"``.
     """
     nan = {"map": float("nan"), "map_fraction_significant": float("nan")}
     try:
@@ -68,23 +68,22 @@ def replicate_map(
             "map_status": "not computed",
             "map_reason": "lcd-metrics is not installed (pip install lcd-metrics)",
         }
-    keep = obs[label_key].notna().to_numpy()
-    meta = obs.loc[keep, [label_key] + ([batch_key] if batch_key else [])].reset_index(drop=True)
+    keep = obs[compound_key].notna().to_numpy()
+    meta = obs.loc[keep, [compound_key] + ([replica_key] if replica_key else [])].reset_index(drop=True)
     for col in meta.columns:
         meta[col] = meta[col].astype(str)
     try:
         ap = average_precision(
             meta,
             np.asarray(X[keep], dtype=np.float64),
-            pos_sameby=[label_key],
-            pos_diffby=[batch_key] if batch_key else [],
+            pos_sameby=[compound_key],
+            pos_diffby=[replica_key] if replica_key else [],
             neg_sameby=[],
-            neg_diffby=[label_key],
+            neg_diffby=[compound_key],
         )
-        table = mean_average_precision(ap, [label_key], null_size=null_size, threshold=0.05, seed=seed)
-    except Exception as exc:  # lcd-metrics refuses undefined cases with a message: keep it as the reason
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        return {**nan, "map_status": "failed", "map_reason": f"{type(exc).__name__}: {first}"}
+        table = mean_average_precision(ap, [compound_key], null_size=null_size, threshold=0.05, seed=seed)
+    except InputError as exc:  # lcd-metrics refuses undefined cases with a message: keep it as the reason
+        return {**nan, "map_status": "failed", "map_reason": str(exc)}
     values = pd.to_numeric(table["mean_average_precision"], errors="coerce")
     defined = values.notna().to_numpy()
     if not defined.any():
@@ -100,12 +99,12 @@ def replicate_map(
 
 def evaluate(
     adata: AnnData,
-    batch_key: str = "replica",
-    label_key: str = "compound",
+    replica_key: str = "replica",
+    compound_key: str = "compound",
     *,
     layer: str | None = None,
     use_rep: str | None = None,
-    map_cross_batch: bool = True,
+    map_cross_replica: bool = True,
     null_size: int = 1000,
     sample_size: int = 5000,
     seed: int = 0,
@@ -116,13 +115,15 @@ def evaluate(
     ----------
     adata
         Profiles; the representation is ``X``, ``layers[layer]`` or ``obsm[use_rep]``.
-    batch_key
-        Batch column (e.g. replica). ``batch_silhouette``: cosine silhouette of the batch labels —
-        lower is better (batches mixed).
-    label_key
-        Biological label (e.g. compound or MoA). ``label_silhouette``: higher is better.
-    map_cross_batch
-        Replicate-retrieval mAP with positives only from other batches (default) or from any batch.
+    replica_key
+        Batch column (the experimental replica). ``batch_silhouette``: cosine silhouette of its
+        labels — lower is better (replicas mixed).
+    compound_key
+        Biological label (the compound, or e.g. the MoA). ``label_silhouette``: higher is better.
+    layer, use_rep
+        Read the representation from ``layers[layer]`` or ``obsm[use_rep]`` instead of ``X``.
+    map_cross_replica
+        Replicate-retrieval mAP with positives only from other replicas (default) or from any.
     null_size
         Permutations of lcd-metrics' null for ``map_fraction_significant`` (the mAP itself needs none).
     sample_size, seed
@@ -130,19 +131,18 @@ def evaluate(
 
     Returns
     -------
-    dict with ``representation``, ``n_rows``, ``n_dims``, ``batch_silhouette``, ``label_silhouette``,
-    ``map`` (mean over labels of the replicate-retrieval mAP; lcd-metrics needed),
-    ``map_fraction_significant``, ``map_status``,
-    ``reason`` (why a value is NaN, "" otherwise).
+    dict
+        ``representation``, ``n_rows``, ``n_dims``, ``batch_silhouette``, ``label_silhouette``,
+        ``map`` (mean over labels of the replicate-retrieval mAP), ``map_fraction_significant``,
+        ``map_status``, ``reason`` (why a value is NaN, "" otherwise).
     """
-    check_keys(adata.obs, batch_key)
-    if label_key not in adata.obs.columns:
-        check_keys(adata.obs, label_key)
-    X = get_features(adata, layer=layer, use_rep=use_rep)
-    batch_sil, batch_reason = _silhouette(X, adata.obs[batch_key], sample_size, seed)
-    label_sil, label_reason = _silhouette(X, adata.obs[label_key], sample_size, seed)
+    check_keys(adata.obs, [replica_key], source=source_of(adata))
+    check_keys(adata.obs, [compound_key], source=source_of(adata), allow_missing=True)
+    X = get_rep(adata, layer=layer, use_rep=use_rep, dtype=None)
+    batch_sil, batch_reason = _silhouette(X, adata.obs[replica_key], sample_size, seed)
+    label_sil, label_reason = _silhouette(X, adata.obs[compound_key], sample_size, seed)
     mapped = replicate_map(
-        X, adata.obs, label_key, batch_key if map_cross_batch else None, null_size=null_size, seed=seed
+        X, adata.obs, compound_key, replica_key if map_cross_replica else None, null_size=null_size, seed=seed
     )
     reasons = [
         f"batch silhouette: {batch_reason}" if batch_reason else "",
@@ -150,7 +150,7 @@ def evaluate(
         f"mAP: {mapped['map_reason']}" if mapped["map_reason"] else "",
     ]
     return {
-        "representation": feature_source(layer, use_rep),
+        "representation": rep_name(layer=layer, use_rep=use_rep),
         "n_rows": int(X.shape[0]),
         "n_dims": int(X.shape[1]),
         "batch_silhouette": batch_sil,

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from anndata import AnnData
+from lcd_core import InputError, check_keys, get_rep, record_params, rep_name, source_of, track
 
 from lcd_norm import _mnn_kernels as K
-from lcd_norm._data import InputError, check_keys, feature_source, get_features, jsonable
-from lcd_norm._progress import progress_bar
 
 
 def fastmnn_matrix(
@@ -24,9 +23,10 @@ def fastmnn_matrix(
     merge_order: Sequence | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, dict]:
-    """fastMNN on a cells × features matrix with one batch label per row.
+    """Run fastMNN on a cells × features matrix with one batch label per row.
 
-    Returns the corrected cells × components matrix and a record of the merges.
+    Returns the corrected cells × components matrix and a record of the merges (parameters as in
+    :func:`fastmnn`).
     """
     levels, codes = np.unique(np.asarray(batches).astype(str), return_inverse=True)
     if len(levels) < 2:
@@ -58,37 +58,34 @@ def fastmnn_matrix(
     merged_rows = rows[0]
     merged = scores[merged_rows]
     record = {"merge_order": [str(levels[b]) for b in order], "n_mnn_pairs": [], "uncorrected_batches": []}
-    with progress_bar("fastMNN merges", len(order) - 1, progress) as advance:
-        for b, cur_rows in zip(order[1:], rows[1:], strict=True):
-            current = scores[cur_rows]
-            ref_idx, cur_idx = K.mutual_pairs(merged, current, k)
-            record["n_mnn_pairs"].append(len(ref_idx))
-            if len(ref_idx) == 0:
-                warnings.warn(
-                    f"fastMNN: batch {levels[b]!r} has no mutual nearest neighbours with the merged reference; "
-                    "it was appended uncorrected",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                record["uncorrected_batches"].append(str(levels[b]))
-            else:
-                # the average batch vector: direction of the mean correction over all MNN pairs
-                _, vectors = K.average_corrections(merged, current, ref_idx, cur_idx)
-                batch_vector = vectors.mean(axis=0)
-                norm = np.linalg.norm(batch_vector)
-                if norm > 0:
-                    # within-batch spread along the batch vector is batch-specific (Haghverdi et al.):
-                    # remove it from both sides before computing the final corrections
-                    direction = batch_vector / norm
-                    merged = K.center_along(merged, direction)
-                    current = K.center_along(current, direction)
-                anchors, vectors = K.average_corrections(merged, current, ref_idx, cur_idx)
-                current = current + K.tricube_smoothed_corrections(
-                    current, current[anchors], vectors, k, ndist
-                )
-            merged = np.vstack([merged, current])
-            merged_rows = np.concatenate([merged_rows, cur_rows])
-            advance()
+    merges = list(zip(order[1:], rows[1:], strict=True))
+    for b, cur_rows in track(merges, "fastMNN merges", enabled=progress, unit="batches"):
+        current = scores[cur_rows]
+        ref_idx, cur_idx = K.mutual_pairs(merged, current, k)
+        record["n_mnn_pairs"].append(len(ref_idx))
+        if len(ref_idx) == 0:
+            warnings.warn(
+                f"fastMNN: batch {levels[b]!r} has no mutual nearest neighbours with the merged reference; "
+                "it was appended uncorrected",
+                UserWarning,
+                stacklevel=2,
+            )
+            record["uncorrected_batches"].append(str(levels[b]))
+        else:
+            # the average batch vector: direction of the mean correction over all MNN pairs
+            _, vectors = K.average_corrections(merged, current, ref_idx, cur_idx)
+            batch_vector = vectors.mean(axis=0)
+            norm = np.linalg.norm(batch_vector)
+            if norm > 0:
+                # within-batch spread along the batch vector is batch-specific (Haghverdi et al.):
+                # remove it from both sides before computing the final corrections
+                direction = batch_vector / norm
+                merged = K.center_along(merged, direction)
+                current = K.center_along(current, direction)
+            anchors, vectors = K.average_corrections(merged, current, ref_idx, cur_idx)
+            current = current + K.tricube_smoothed_corrections(current, current[anchors], vectors, k, ndist)
+        merged = np.vstack([merged, current])
+        merged_rows = np.concatenate([merged_rows, cur_rows])
     out = np.empty_like(merged)
     out[merged_rows] = merged
     return out, record
@@ -96,7 +93,7 @@ def fastmnn_matrix(
 
 def fastmnn(
     adata: AnnData,
-    batch_key: str = "replica",
+    replica_key: str = "replica",
     *,
     k: int = 20,
     n_components: int = 50,
@@ -121,8 +118,8 @@ def fastmnn(
     ----------
     adata
         Profiles; features from ``X``, ``layers[layer]`` or ``obsm[use_rep]``.
-    batch_key
-        ``obs`` column of the batch (e.g. experimental replica); at least two levels.
+    replica_key
+        ``obs`` column of the batch to correct (the experimental replica); at least two levels.
     k
         Neighbours for MNN pairs and for smoothing the correction vectors.
     n_components
@@ -132,20 +129,27 @@ def fastmnn(
     cos_norm
         Cosine-normalise profiles first (recommended; zero-norm rows are an error).
     merge_order
-        Batch names in merge order (the first is the initial reference); default sorted names.
+        Replica names in merge order (the first is the initial reference); default sorted names.
+    layer, use_rep
+        Read features from ``layers[layer]`` or ``obsm[use_rep]`` instead of ``X``.
     key_added
-        ``obsm`` key receiving the corrected cells × components matrix; provenance in ``uns[key_added]``
-        (merge order and MNN pairs found per merge).
+        ``obsm`` key receiving the corrected cells × components matrix; ``uns[key_added]`` holds
+        ``params``, the merge order and the MNN pairs found per merge.
     progress
         Show a rich progress bar over the merges.
     copy
         Return a modified copy instead of changing ``adata``.
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The modified copy when ``copy=True``, else None.
     """
-    check_keys(adata.obs, batch_key)
-    X = get_features(adata, layer=layer, use_rep=use_rep)
+    check_keys(adata.obs, [replica_key], source=source_of(adata))
+    X = get_rep(adata, layer=layer, use_rep=use_rep, dtype=None)
     corrected, record = fastmnn_matrix(
         X,
-        adata.obs[batch_key].to_numpy(),
+        adata.obs[replica_key].to_numpy(),
         k=k,
         n_components=n_components,
         ndist=ndist,
@@ -155,18 +159,14 @@ def fastmnn(
     )
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = corrected
-    adata.uns[key_added] = {
-        "params": jsonable(
-            {
-                "method": "fastmnn",
-                "batch_key": batch_key,
-                "k": k,
-                "n_components": corrected.shape[1],
-                "ndist": ndist,
-                "cos_norm": cos_norm,
-                "features": feature_source(layer, use_rep),
-            }
-        ),
-        **jsonable(record),
+    params = {
+        "method": "fastmnn",
+        "replica_key": replica_key,
+        "k": k,
+        "n_components": corrected.shape[1],
+        "ndist": ndist,
+        "cos_norm": cos_norm,
+        "features": rep_name(layer=layer, use_rep=use_rep),
     }
+    record_params(adata, key_added, params, **record)
     return adata if copy else None

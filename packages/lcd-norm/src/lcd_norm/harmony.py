@@ -17,8 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-
-from lcd_norm._data import InputError, as_key_list, check_keys, feature_source, get_features, jsonable
+from lcd_core import InputError, as_list, check_keys, get_rep, record_params, rep_name, source_of
 
 
 def _oriented(result: np.ndarray, reference: np.ndarray, original, what: str) -> np.ndarray:
@@ -66,12 +65,12 @@ def run_harmony_matrix(
     """Harmony on a cells × dims float matrix; returns the corrected matrix, cells × dims, float64."""
     import harmonypy
 
-    keys = as_key_list(keys)
+    keys = as_list(keys)
     meta = pd.DataFrame({k: obs[k].astype(str).to_numpy() for k in keys})
     for k in keys:
         if meta[k].nunique() < 2:
             raise InputError(
-                f"Harmony key {k!r} has a single level ({meta[k].iloc[0]!r}): nothing to integrate; drop it from keys"
+                f"Harmony key {k!r} has a single level ({meta[k].iloc[0]!r}): nothing to integrate; leave it out (fov_key=None when it is the FOV column)"
             )
     # harmonypy copies its input to float64 itself: converting here too would add a full copy
     data = np.asarray(X)
@@ -101,8 +100,9 @@ def run_harmony_matrix(
 
 def harmony(
     adata: AnnData,
-    keys: str | Sequence[str] = ("replica", "fov"),
+    replica_key: str = "replica",
     *,
+    fov_key: str | None = "fov",
     theta: float | Sequence[float] = 2.0,
     nclust: int | None = None,
     max_iter: int = 10,
@@ -115,16 +115,19 @@ def harmony(
     copy: bool = False,
     **harmony_kwargs,
 ) -> AnnData | None:
-    """Remove the effects of the batch columns ``keys`` with Harmony.
+    """Remove the effects of the experimental replica and the field of view with Harmony.
 
     Parameters
     ----------
     adata
         Profiles or embeddings; features from ``X``, ``layers[layer]`` or ``obsm[use_rep]`` (Harmony
         works in any space; on many raw features, pass a PCA via ``use_rep``).
-    keys
-        Batch columns, integrated jointly (e.g. experimental replica and field of view). Each must have
-        at least two levels.
+    replica_key
+        ``obs`` column of the experimental replica (the strongest batch level).
+    fov_key
+        ``obs`` column of the field of view, integrated jointly with the replica (position effects
+        within the well); ``None``: the replica only (well-level data). Each column needs at least
+        two levels.
     theta
         Diversity penalty, one value or one per key (harmonypy's ``theta``); higher = stronger mixing.
     nclust
@@ -135,17 +138,25 @@ def harmony(
         Random state of the k-means initialisation; same seed, same result (any thread count).
     sigma
         Soft-clustering bandwidth.
+    layer, use_rep
+        Read features from ``layers[layer]`` or ``obsm[use_rep]`` instead of ``X``.
+    key_added
+        ``obsm`` key receiving the corrected matrix (cells × dims); ``uns[key_added]["params"]``.
     n_threads
         Threads for harmonypy's C++ backend (0 = its default, one per physical core).
-    key_added
-        ``obsm`` key receiving the corrected matrix (cells × dims); provenance in ``uns[key_added]``.
     copy
         Return a modified copy instead of changing ``adata``.
     **harmony_kwargs
         Passed to ``harmonypy.run_harmony`` (e.g. ``tau``, ``lamb``, ``max_iter_kmeans``).
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The modified copy when ``copy=True``, else None.
     """
-    keys = check_keys(adata.obs, keys)
-    X = get_features(adata, layer=layer, use_rep=use_rep)
+    keys = [replica_key] if fov_key is None else [replica_key, fov_key]
+    keys = check_keys(adata.obs, keys, source=source_of(adata))
+    X = get_rep(adata, layer=layer, use_rep=use_rep, dtype=None)
     corrected = run_harmony_matrix(
         X,
         adata.obs,
@@ -162,20 +173,19 @@ def harmony(
     adata.obsm[key_added] = corrected.astype(X.dtype if X.dtype == np.float32 else np.float64, copy=False)
     import harmonypy
 
-    adata.uns[key_added] = {
-        "params": jsonable(
-            {
-                "method": "harmony",
-                "keys": keys,
-                "theta": theta,
-                "nclust": nclust,
-                "max_iter": max_iter,
-                "seed": seed,
-                "sigma": sigma,
-                "features": feature_source(layer, use_rep),
-                "harmonypy_version": getattr(harmonypy, "__version__", "unknown"),
-                **{k: v for k, v in harmony_kwargs.items() if isinstance(v, (int, float, str, bool))},
-            }
-        )
+    params = {
+        "method": "harmony",
+        "replica_key": replica_key,
+        "fov_key": fov_key,
+        "harmony_keys": keys,
+        "theta": theta,
+        "nclust": nclust,
+        "max_iter": max_iter,
+        "seed": seed,
+        "sigma": sigma,
+        "features": rep_name(layer=layer, use_rep=use_rep),
+        "harmonypy_version": getattr(harmonypy, "__version__", "unknown"),
+        **{k: v for k, v in harmony_kwargs.items() if isinstance(v, int | float | str | bool)},
     }
+    record_params(adata, key_added, params)
     return adata if copy else None

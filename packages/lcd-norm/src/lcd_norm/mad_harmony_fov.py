@@ -6,18 +6,26 @@ from collections.abc import Sequence
 
 import numpy as np
 from anndata import AnnData
+from lcd_core import (
+    DEFAULT_CONTROL,
+    MEASUREMENT_KEYS,
+    check_keys,
+    get_rep,
+    record_params,
+    rep_name,
+    source_of,
+)
 
-from lcd_norm._data import DEFAULT_CONTROL, check_keys, feature_source, get_features, jsonable
 from lcd_norm.harmony import run_harmony_matrix
-from lcd_norm.mad import robustized_kept_features
+from lcd_norm.mad import feature_names, robustized_kept_features
 
 
 def mad_harmony_fov(
     adata: AnnData,
     *,
-    measurement_keys: str | Sequence[str] = ("plate", "timepoint"),
+    measurement_keys: str | Sequence[str] = MEASUREMENT_KEYS,
     replica_key: str = "replica",
-    fov_key: str = "fov",
+    fov_key: str | None = "fov",
     control: str = DEFAULT_CONTROL,
     eps: float = 1e-18,
     raw_mad: bool = False,
@@ -46,45 +54,58 @@ def mad_harmony_fov(
         Profiles at tile or FOV level (the FOV key must exist); features from ``X``, ``layers[layer]``
         or ``obsm[use_rep]``.
     measurement_keys, control, eps, raw_mad
-        As ``by``, ``control``, ``eps``, ``raw_mad`` of :func:`lcd_norm.mad_robustize`.
+        As in :func:`lcd_norm.mad_robustize`.
     replica_key, fov_key
         Harmony batch columns; ``fov_key=None`` runs Harmony on the replica only.
     theta, nclust, max_iter, seed, n_threads
         As in :func:`lcd_norm.harmony`.
+    layer, use_rep
+        Read features from ``layers[layer]`` or ``obsm[use_rep]`` instead of ``X``.
     key_added
-        ``obsm`` key receiving the corrected matrix; provenance in ``uns[key_added]``.
+        ``obsm`` key receiving the corrected matrix; ``uns[key_added]`` holds ``params`` and
+        ``zero_mad_features`` (left out before Harmony).
     copy
         Return a modified copy instead of changing ``adata``.
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The modified copy when ``copy=True``, else None.
     """
+    source = source_of(adata)
     keys = [replica_key] if fov_key is None else [replica_key, fov_key]
-    measurement = check_keys(adata.obs, measurement_keys)
-    check_keys(adata.obs, keys)
-    X = get_features(adata, layer=layer, use_rep=use_rep)
-    names = adata.var_names if use_rep is None else [f"{use_rep}_{i}" for i in range(X.shape[1])]
+    measurement = check_keys(adata.obs, measurement_keys, source=source)
+    check_keys(adata.obs, keys, source=source)
+    X = get_rep(adata, layer=layer, use_rep=use_rep, dtype=None)
     robust, zero_names = robustized_kept_features(
-        X, adata.obs, measurement, control, names, eps=eps, raw_mad=raw_mad
+        X,
+        adata.obs,
+        measurement,
+        control,
+        feature_names(adata, X.shape[1], use_rep),
+        eps=eps,
+        raw_mad=raw_mad,
+        source=source,
     )
     corrected = run_harmony_matrix(
         robust, adata.obs, keys, theta=theta, nclust=nclust, max_iter=max_iter, seed=seed, n_threads=n_threads
     )
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = corrected.astype(X.dtype if X.dtype == np.float32 else np.float64, copy=False)
-    adata.uns[key_added] = {
-        "params": jsonable(
-            {
-                "method": "mad_harmony_fov",
-                "measurement_keys": measurement,
-                "harmony_keys": keys,
-                "control": control,
-                "eps": eps,
-                "raw_mad": raw_mad,
-                "theta": theta,
-                "nclust": nclust,
-                "max_iter": max_iter,
-                "seed": seed,
-                "features": feature_source(layer, use_rep),
-            }
-        ),
-        "zero_mad_features": zero_names,
+    params = {
+        "method": "mad_harmony_fov",
+        "measurement_keys": measurement,
+        "replica_key": replica_key,
+        "fov_key": fov_key,
+        "harmony_keys": keys,
+        "control": control,
+        "eps": eps,
+        "raw_mad": raw_mad,
+        "theta": theta,
+        "nclust": nclust,
+        "max_iter": max_iter,
+        "seed": seed,
+        "features": rep_name(layer=layer, use_rep=use_rep),
     }
+    record_params(adata, key_added, params, zero_mad_features=zero_names)
     return adata if copy else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import atomic_write
 
 METRICS = (
     ("batch_silhouette", "batch silhouette (lower = better mixed)"),
@@ -16,15 +17,26 @@ METRICS = (
 
 
 def plot_compare(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Bar chart of :func:`lcd_norm.compare`'s table, one panel per metric; written atomically (PNG/PDF/SVG)."""
+    """Bar chart of :func:`lcd_norm.compare`'s table, one panel per metric; written atomically (PNG/PDF/SVG).
+
+    Parameters
+    ----------
+    table
+        The table of :func:`lcd_norm.compare`.
+    path
+        Output image; the suffix decides the format.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     try:
         import matplotlib
     except ImportError as exc:
         raise ImportError("plotting needs matplotlib: pip install 'lcd-norm[plot]'") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from lcd_norm.io import _atomic
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), constrained_layout=True)
     methods = table["method"].astype(str).tolist()
@@ -48,6 +60,6 @@ def plot_compare(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.tick_params(axis="x", rotation=30)
         ax.axhline(0, color="black", linewidth=0.6)
     path = Path(path)
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
     return path

@@ -60,7 +60,7 @@ def count(
         typer.Option(help="Drop instances above this x the field's median area (4; inf: keep all)."),
     ] = None,
     inhibition_out: Annotated[
-        Path | None, typer.Option("--inhibition", help="Write inhibition % per well (CSV) here.")
+        Path | None, typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet).")
     ] = None,
     control: Annotated[str, typer.Option(help="Control query or boolean column.")] = "compound == 'DMSO'",
     on_error: Annotated[str | None, typer.Option(help="raise | skip")] = None,
@@ -69,8 +69,9 @@ def count(
 ) -> None:
     """Count nuclei and measure confluency per field of view."""
     from lcd_core import write_table
+    from lcd_metrics import inhibition
 
-    from .count import count_nuclei, inhibition
+    from .count import count_nuclei
     from .field import DiscoveryParams
 
     if out.suffix.lower() not in (".h5ad", ".zarr"):
@@ -106,7 +107,8 @@ def count(
         ),
     )
     if inhibition_out is not None:
-        table = inhibition(adata, control=control)
+        keys = ["plate"] + (["timepoint"] if "timepoint" in adata.obs.columns else [])
+        table = inhibition(adata, measurement_keys=keys, well_key="well", control=control)
         write_table(table, inhibition_out)
     typer.echo(f"{adata.n_obs} fields, {int(adata.obs['nuclei_count'].sum())} nuclei -> {out}")
 

@@ -1,4 +1,7 @@
-"""Manifest of fields -> AnnData of nuclei counts and confluency per field of view; inhibition per well."""
+"""Manifest of fields -> AnnData of nuclei counts and confluency per field of view.
+
+Inhibition % per well is :func:`lcd_metrics.inhibition` (one implementation for every package).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from lcd_core import InputError, atomic_write, write_h5ad
 
 from .field import DiscoveryParams, discover_field, nuclei_input_config
 
-__all__ = ["count_nuclei", "inhibition", "write_labels", "write_overlay"]
+__all__ = ["count_nuclei", "write_labels", "write_overlay"]
 
 MEASURES = ("nuclei_count", "confluency")
 #: per-field columns added to ``obs``
@@ -189,58 +192,3 @@ def count_nuclei(
     if out is not None:
         write_h5ad(adata, out)
     return adata
-
-
-def inhibition(
-    adata_or_obs,
-    *,
-    value: str = "nuclei_count",
-    control: str = "compound == 'DMSO'",
-    plate_key: str = "plate",
-    well_key: str = "well",
-    timepoint_key: str | None = "timepoint",
-) -> pd.DataFrame:
-    """Inhibition % per well against the plate's control wells.
-
-    ``inhibition_pct = 100 * (1 - well mean / control mean)``, where the well mean averages its
-    fields and the control mean averages the control wells' means of the same plate (and timepoint,
-    when ``timepoint_key`` is a column). A group without controls, or with a zero control mean, gets
-    ``status = "failed"`` and a ``reason``; other rows ``status = "ok"``.
-
-    Parameters
-    ----------
-    adata_or_obs
-        The AnnData from :func:`count_nuclei` or its ``obs`` DataFrame.
-    value
-        Column to compare (``nuclei_count`` or ``confluency``).
-    control
-        Pandas query or boolean column marking control fields (``docs/data-model.md``).
-    """
-    from lcd_embed.controls import select_controls
-
-    obs = adata_or_obs.obs if hasattr(adata_or_obs, "obs") else adata_or_obs
-    keys = [plate_key] + ([timepoint_key] if timepoint_key and timepoint_key in obs.columns else [])
-    for col in [*keys, well_key, value]:
-        if col not in obs.columns:
-            raise ValueError(f"column {col!r} not found; available: {sorted(map(str, obs.columns))}")
-    obs = obs.copy()
-    obs["_is_control"] = select_controls(obs, control).to_numpy()
-    wells = (
-        obs.groupby([*keys, well_key], observed=True, sort=True)
-        .agg(value_mean=(value, "mean"), n_fields=(value, "size"), is_control=("_is_control", "any"))
-        .reset_index()
-    )
-    ctrl = wells[wells["is_control"]].groupby(keys, observed=True)["value_mean"].mean().rename("control_mean")
-    wells = wells.merge(ctrl.reset_index(), on=keys, how="left")
-    missing = wells["control_mean"].isna()
-    zero = ~missing & (wells["control_mean"] == 0)
-    wells["inhibition_pct"] = np.where(
-        missing | zero, np.nan, 100 * (1 - wells["value_mean"] / wells["control_mean"])
-    )
-    wells["status"] = np.where(missing | zero, "failed", "ok")
-    wells["reason"] = np.select(
-        [missing, zero],
-        [f"no control wells ({control}) in this {'/'.join(keys)} group", "control mean is 0"],
-        "",
-    )
-    return wells.rename(columns={"value_mean": f"{value}_mean"})
