@@ -33,7 +33,6 @@ _EXPORTS = {
     "DiscoveryParams": "field",
     "discover_field": "field",
     "count_nuclei": "count",
-    "inhibition": "count",
     "write_labels": "count",
     "write_overlay": "count",
 }
