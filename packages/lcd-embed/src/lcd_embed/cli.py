@@ -36,12 +36,18 @@ def manifest_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest to write (.csv, .tsv or .parquet).")],
     opera: Annotated[
         list[Path] | None,
-        typer.Option(help="Opera Phenix / Harmony image folder, one per plate (repeat)."),
+        typer.Option(
+            help="Opera Phenix / Harmony export folder (repeat; several per plate when each timepoint "
+            "was exported alone: ordered by measurement start)."
+        ),
     ] = None,
     plate: Annotated[
         list[str] | None, typer.Option(help="Plate name per --opera folder (default: the folder name).")
     ] = None,
     channel: Annotated[int | None, typer.Option(help="Opera channel to keep (needed if several).")] = None,
+    hours_offset: Annotated[
+        float | None, typer.Option(help="Hours from treatment to the first measurement (added to timepoint_h).")
+    ] = None,
     glob: Annotated[str | None, typer.Option(help="Glob of image files, relative to --root.")] = None,
     regex: Annotated[
         str | None,
@@ -62,7 +68,9 @@ def manifest_cmd(
     if (opera is None) == (glob is None):
         fail("give either --opera DIR (Opera Phenix export) or --glob and --regex")
     if opera:
-        df = manifest_from_opera(opera, plate_map, **given(plates=split_list(plate), channel=channel))
+        df = manifest_from_opera(
+            opera, plate_map, **given(plates=split_list(plate), channel=channel, hours_offset=hours_offset)
+        )
     else:
         if regex is None:
             fail("--glob needs --regex (named groups become metadata)")

@@ -194,6 +194,7 @@ def manifest_from_opera(
     *,
     plates: Sequence[str] | None = None,
     channel: int | None = None,
+    hours_offset: float = 0.0,
     well_key: str = "well",
     plate_key: str = "plate",
 ) -> pd.DataFrame:
@@ -215,6 +216,8 @@ def manifest_from_opera(
         Harmony's ``__<date>-Measurement N`` suffix (its parent's when the folder is ``Images``).
     channel
         The channel to keep; required when a folder holds more than one.
+    hours_offset
+        Hours between treatment and each plate's first measurement, added to ``timepoint_h``.
     well_key, plate_key
         Names of the well and plate columns (of the plate map and the result).
 
@@ -229,7 +232,7 @@ def manifest_from_opera(
     from .opera import opera_files
 
     dirs = [Path(image_dirs)] if isinstance(image_dirs, (str, os.PathLike)) else [Path(d) for d in image_dirs]
-    files = opera_files(dirs, plates=plates)
+    files = opera_files(dirs, plates=plates, hours_offset=hours_offset)
     channels = sorted(files["channel"].unique())
     if channel is None:
         if len(channels) > 1:
@@ -297,7 +300,12 @@ def manifest_from_pattern(
         One row per field (``path_z0..`` or ``path``), the regex groups and the plate-map columns.
     """
     root = Path(root)
-    rx = re.compile(regex)
+    try:
+        rx = re.compile(regex)
+    except re.error as exc:
+        raise InputError(f"--regex {regex!r} is not a valid regular expression ({exc})") from None
+    if not root.is_dir():
+        raise InputError(f"{root}: folder not found (the glob's root)")
     records = []
     for f in sorted(root.glob(pattern)):
         if not f.is_file():

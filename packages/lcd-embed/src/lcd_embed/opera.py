@@ -207,7 +207,7 @@ def _export_files(export: OperaExport) -> pd.DataFrame:
 
 
 def opera_files(
-    image_dirs: Sequence[str | os.PathLike], *, plates: Sequence[str] | None = None
+    image_dirs: Sequence[str | os.PathLike], *, plates: Sequence[str] | None = None, hours_offset: float = 0.0
 ) -> pd.DataFrame:
     """Every image of the exports with its plate, plate-wide timepoint and ``timepoint_h``.
 
@@ -217,6 +217,9 @@ def opera_files(
         Export folders (any number per plate).
     plates
         Plate names, one per folder (default: Index ``PlateID`` or the folder name).
+    hours_offset
+        Hours between treatment and each plate's first measurement, added to ``timepoint_h`` (the
+        exports know when images were taken, not when compounds were added).
 
     Returns
     -------
@@ -262,7 +265,7 @@ def opera_files(
         if times.notna().all():
             first = times.min()
             start_of_tp = times.groupby(files["timepoint"]).transform("min")
-            files["timepoint_h"] = np.round((start_of_tp - first).dt.total_seconds() / 3600.0, 3)
+            files["timepoint_h"] = np.round((start_of_tp - first).dt.total_seconds() / 3600.0 + hours_offset, 3)
         else:
             files["timepoint_h"] = np.nan
         parts.append(files.drop(columns=["abs_time"]))

@@ -3,6 +3,8 @@
 Layout of the output folder::
 
     images/<plate>/r01c02f01p01-ch1sk1fk1fl1.tiff   brightfield, one file per plane (p01..), timepoint sk
+    images/<plate>/Index.idx.xml                    Harmony-style index: plate barcode, every image with
+                                                    row, column, field, plane, channel, TimepointID, AbsTime
     platemap.csv                                    plate, well, replica, compound, dose, moa, control
     truth/compounds.parquet                         compound, moa, ec50, e_max, inert
     truth/conditions.parquet                        compound × timepoint × dose: strength, active, effects
@@ -254,6 +256,8 @@ def _write(root: Path, cfg: SimulationConfig, *, batch_size: int, progress: bool
     keys = fields[FIELD_KEYS]
     nuclei = pd.concat([keys.iloc[nuclei["field_index"]].reset_index(drop=True), nuclei], axis=1)
 
+    for plate in layout["plate"].unique():
+        write_index(root / "images" / plate, plate, fields[fields["plate"] == plate], cfg)
     layout[["plate", "well", "replica", "compound", "dose", "moa", "control"]].to_csv(
         root / "platemap.csv", index=False
     )
@@ -263,6 +267,47 @@ def _write(root: Path, cfg: SimulationConfig, *, batch_size: int, progress: bool
     nuclei.drop(columns="field_index").to_parquet(root / "truth" / "nuclei.parquet", index=False)
     batch.to_parquet(root / "truth" / "batch.parquet", index=False)
     (root / "simulation.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+
+#: The simulated screen starts imaging here; timepoint k is imaged ``timepoint_hours[k]`` later.
+START = pd.Timestamp("2026-01-05T09:00:00")
+HARMONY_NS = "http://www.perkinelmer.com/PEHH/HarmonyV5"
+
+
+def write_index(folder: Path, plate: str, fields: pd.DataFrame, cfg: SimulationConfig) -> Path:
+    """Harmony's ``Index.idx.xml`` for one plate folder (the layout lcd-embed reads from real exports).
+
+    Each field of timepoint ``k`` is stamped ``START + timepoint_hours[k]`` plus one second per field
+    in acquisition order, so hours since the first measurement come out as the design's hours.
+    """
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("", HARMONY_NS)
+    q = f"{{{HARMONY_NS}}}"
+    root = ET.Element(f"{q}EvaluationInputData", {"Version": "1"})
+    plates = ET.SubElement(root, f"{q}Plates")
+    p = ET.SubElement(plates, f"{q}Plate")
+    for tag, text in (("PlateID", plate), ("Name", plate), ("PlateRows", str(cfg.plate_rows)),
+                      ("PlateColumns", str(cfg.plate_columns)),
+                      ("MeasurementStartTime", (START + pd.Timedelta(hours=cfg.timepoint_hours[0])).isoformat())):
+        ET.SubElement(p, f"{q}{tag}").text = text
+    images = ET.SubElement(root, f"{q}Images")
+    ordered = fields.sort_values(["timepoint", "row", "column", "fov"], kind="stable")
+    order_in_timepoint = ordered.groupby("timepoint").cumcount().to_numpy()
+    for i, f in zip(order_in_timepoint, ordered.itertuples(index=False), strict=True):
+        when = START + pd.Timedelta(hours=cfg.timepoint_hours[f.timepoint - 1]) + pd.Timedelta(seconds=int(i))
+        for z in range(cfg.n_planes):
+            im = ET.SubElement(images, f"{q}Image", {"Version": "1"})
+            for tag, text in (
+                ("URL", opera_name(f.row, f.column, f.fov, z + 1, 1, f.timepoint)),
+                ("Row", f.row), ("Col", f.column), ("FieldID", f.fov), ("PlaneID", z + 1),
+                ("TimepointID", f.timepoint - 1), ("ChannelID", 1), ("ChannelName", "Brightfield"),
+                ("AbsTime", when.isoformat() + "Z"),
+            ):
+                ET.SubElement(im, f"{q}{tag}").text = str(text)
+    path = folder / "Index.idx.xml"
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
 
 
 class _NoBar:
