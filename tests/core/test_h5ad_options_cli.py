@@ -45,6 +45,16 @@ def test_write_h5ad_stores_columns_anndata_alone_cannot(tmp_path):
     np.testing.assert_array_equal(back.X, adata.X)
 
 
+def test_write_h5ad_keeps_raw(tmp_path):
+    raw = ad.AnnData(X=np.arange(12.0).reshape(3, 4), var=pd.DataFrame(index=list("abcd")))
+    adata = ad.AnnData(X=np.ones((3, 2)), var=pd.DataFrame(index=["p0", "p1"]))
+    adata.raw = raw
+    write_h5ad(adata, tmp_path / "r.h5ad")
+    back = read_h5ad(tmp_path / "r.h5ad")
+    np.testing.assert_array_equal(back.raw.X, raw.X)
+    assert list(back.raw.var_names) == list("abcd")
+
+
 def test_read_h5ad_truncated(tmp_path):
     adata = ad.AnnData(X=np.ones((50, 40)))
     write_h5ad(adata, tmp_path / "a.h5ad")

@@ -73,6 +73,7 @@ _EXPORTS = {
     "threads_for": "threads",
     "given": "options",
     "check_options": "options",
+    "conforms": "options",
     "accepted_options": "options",
     "set_verbosity": "log",
     "show_progress": "log",

@@ -148,7 +148,7 @@ def _storable_copy(adata: Any) -> Any:
     """A new AnnData sharing the matrices of ``adata`` with storable obs/var (the caller's is untouched)."""
     import anndata as ad
 
-    return ad.AnnData(
+    safe = ad.AnnData(
         X=adata.X,
         obs=storable_frame(adata.obs),
         var=storable_frame(adata.var),
@@ -159,6 +159,9 @@ def _storable_copy(adata: Any) -> Any:
         obsp=dict(adata.obsp),
         varp=dict(adata.varp),
     )
+    if adata.raw is not None:
+        safe.raw = ad.AnnData(X=adata.raw.X, obs=safe.obs, var=storable_frame(adata.raw.var))
+    return safe
 
 
 def write_h5ad(adata: Any, path: str | os.PathLike) -> Path:

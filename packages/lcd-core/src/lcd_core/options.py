@@ -66,7 +66,15 @@ def _type_name(annotation: Any) -> str:
 
 
 def conforms(value: Any, annotation: Any) -> bool:
-    """Whether a plain (YAML/JSON) ``value`` fits ``annotation``; lenient for types it does not know."""
+    """Whether a plain (YAML/JSON) ``value`` fits ``annotation``; lenient for types it does not know.
+
+    Parameters
+    ----------
+    value
+        A value read from YAML/JSON.
+    annotation
+        A type annotation (``int``, ``str | None``, ``list[str]``, ``Literal[...]`` ...).
+    """
     if annotation is Any or annotation is inspect.Parameter.empty:
         return True
     origin = typing.get_origin(annotation)

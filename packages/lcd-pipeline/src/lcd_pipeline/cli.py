@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from lcd_core import handles_bad_input
 from typer.core import TyperGroup
-
-from lcd_core.cli import handles_bad_input
 
 from .mount import MountedApp, discover
 

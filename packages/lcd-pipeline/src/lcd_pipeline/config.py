@@ -137,7 +137,7 @@ def _merge(base: Mapping, extra: Mapping) -> dict:
 
 
 def _check_top_level(config: Mapping) -> None:
-    from lcd_core.options import conforms
+    from lcd_core import conforms
 
     unknown = set(config) - set(DEFAULTS) - {"input"}
     if unknown:
@@ -202,10 +202,11 @@ def resolve(config: dict, base_dir: str | Path = ".") -> dict:
             raise ConfigError(
                 "input.opera needs image_dirs (a list of export folders) and optionally plate_map"
             )
-        unknown = set(opera) - {"image_dirs", "plate_map", "plates", "channel"}
+        known = {"image_dirs", "plate_map", "plates", "channel", "hours_offset"}
+        unknown = set(opera) - known
         if unknown:
             raise ConfigError(
-                f"input.opera.{sorted(unknown)[0]}: unknown option (known: channel, image_dirs, plate_map, plates)"
+                f"input.opera.{sorted(unknown)[0]}: unknown option (known: {', '.join(sorted(known))})"
             )
         dirs = opera["image_dirs"]
         opera["image_dirs"] = [absolute(d) for d in ([dirs] if isinstance(dirs, str) else dirs)]

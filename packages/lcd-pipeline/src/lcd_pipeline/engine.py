@@ -1,7 +1,10 @@
 """The stage engine behind ``lcd run`` and ``lcd demo``: one results folder, each stage skipped when done.
 
 Every stage reads the files of earlier stages and writes its own outputs atomically (a temporary
-name, then a rename), so a run that stops can be started again and continues where it stopped.
+name, then a rename), so a run that stops can be started again and continues where it stopped. A
+stage is skipped only when its outputs exist and were made from the same config values, inputs and
+package versions (its fingerprint, in ``stages.jsonl``); a changed stage re-runs with everything
+downstream (:func:`plan`, ``lcd run --dry-run``).
 Outputs are AnnData (``.h5ad``) or parquet files that the packages (and users) can reuse:
 
 =============  ==========================================  =========================================
@@ -12,11 +15,11 @@ manifest       ``manifest.parquet``                        :func:`lcd_embed.mani
 train          ``model/`` (and ``ssl_run/``)               :func:`lcd_ssl.train`, :func:`lcd_ssl.export_backbone`
 embed          ``embeddings.h5ad`` (tiles)                 :func:`lcd_embed.embed`
 normalize      ``profiles_fov.h5ad``, ``norm_compare.parquet``  :func:`lcd_norm.aggregate`, :func:`lcd_norm.compare`
-wells          ``profiles_well.h5ad``                      :func:`lcd_norm.aggregate` per representation
-activity       ``activity.parquet``, ``activity_none.parquet``, ``ap_samples.parquet``, ``cell_count.parquet``  :func:`lcd_metrics.map_es`, :func:`lcd_metrics.cell_count_activity`
+wells          ``profiles_well.h5ad`` (X: the chosen correction)  :func:`lcd_norm.aggregate` per representation
+nuclei         ``nuclei/`` (counts.h5ad, overlays/)        :func:`lcd_nuclei.count_nuclei` on every field (or a sample per well)
+activity       ``activity.parquet``, ``activity_none.parquet``, ``ap_samples.parquet``, ``cell_count.parquet``, ``inhibition.parquet``  :func:`lcd_metrics.map_es`, :func:`lcd_metrics.cell_count_activity`, :func:`lcd_metrics.inhibition`
 moa            ``moa/``                                    :func:`lcd_moa.cross_validate`
 attention      ``attention/``                              :func:`lcd_embed.field_attention_maps`
-nuclei         ``nuclei/`` (counts.h5ad, overlays/)        :func:`lcd_nuclei.count_nuclei` on a sample of fields
 report         ``report.html``                             :mod:`lcd_pipeline.report`
 =============  ==========================================  =========================================
 """
@@ -34,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-KEYS = {"replica": "replica", "plate": "plate", "well": "well", "fov": "fov", "timepoint": "timepoint"}
 COUNT_KEY = "nuclei_count"
 
 
@@ -113,39 +115,41 @@ def _simulate(ctx: Context) -> None:
 
     opts = dict(ctx.input["simulate"])
     preset = opts.pop("preset", "demo")
-    simulate_plate(ctx.path("plate"), preset_config(preset, **opts), progress=False)
+    from lcd_core import show_progress
+
+    simulate_plate(ctx.path("plate"), preset_config(preset, **opts), progress=show_progress())
 
 
 def _manifest(ctx: Context) -> None:
+    from lcd_core import write_table
     from lcd_embed import manifest_from_opera, read_manifest
 
     if "simulate" in ctx.input:
         from .simulate import SimulatedPlate
 
         plate = SimulatedPlate(ctx.path("plate"))
-        man = manifest_from_opera(plate.image_dirs, plate.plate_map)
-        fields = plate.truth("fields")[["plate", "well", "fov", "timepoint", COUNT_KEY]]
-        man = man.merge(fields, on=["plate", "well", "fov", "timepoint"], how="left", validate="one_to_one")
+        # the simulator's true counts stay in plate/truth/ (the report's agreement plot); the
+        # manifest carries only what an instrument export would
+        hours = plate.config().timepoint_hours[0]
+        man = manifest_from_opera(plate.image_dirs, plate.plate_map, hours_offset=hours)
     elif "opera" in ctx.input:
-        opera = ctx.input["opera"]
-        man = manifest_from_opera(opera["image_dirs"], opera["plate_map"])
+        opera = dict(ctx.input["opera"])
+        man = manifest_from_opera(opera.pop("image_dirs"), opera.pop("plate_map", None), **opera)
     else:
         man = read_manifest(ctx.input["manifest"])
-        folder = Path(ctx.input["manifest"]).parent
-        for col in [c for c in man.columns if c == "path" or c.startswith("path_z")]:
-            man[col] = [str((folder / p).resolve()) for p in man[col]]
-    with ctx.atomic("manifest.parquet") as tmp:
-        man.to_parquet(tmp, index=False)
+    write_table(man, ctx.path("manifest.parquet"))
 
 
 def _train(ctx: Context) -> None:
     import shutil
 
+    from lcd_core import show_progress
     from lcd_ssl import TrainConfig, export_backbone, train
 
     opts = dict(ctx.cfg["ssl"])
     steps = opts.pop("steps", None)
     opts.setdefault("seed", ctx.cfg["seed"])
+    opts.setdefault("progress", show_progress())
     run_dir = ctx.path("ssl_run")
     # ssl_run/ holds the resumable training state; it may only be resumed by the same training
     # (same config, data and versions). A run for another fingerprint is deleted, not resumed.
@@ -161,11 +165,11 @@ def _train(ctx: Context) -> None:
 
 
 def _embed(ctx: Context) -> None:
+    from lcd_core import show_progress
     from lcd_embed import embed
 
-    opts = {"num_workers": 0, "progress": False, "seed": ctx.cfg["seed"], "device": "cpu", **ctx.cfg["embed"]}
-    with ctx.atomic("embeddings.h5ad") as tmp:
-        embed(str(ctx.path("manifest.parquet")), str(ctx.model_dir), out=tmp, **opts)
+    opts = {"num_workers": 0, "progress": show_progress(), "seed": ctx.cfg["seed"], **ctx.cfg["embed"]}
+    embed(str(ctx.path("manifest.parquet")), str(ctx.model_dir), out=ctx.path("embeddings.h5ad"), **opts)
 
 
 def _tiles_path(ctx: Context) -> Path:
@@ -173,14 +177,11 @@ def _tiles_path(ctx: Context) -> Path:
 
 
 def _normalize(ctx: Context) -> None:
-    import anndata as ad
+    from lcd_core import read_h5ad, write_h5ad, write_table
     from lcd_norm import aggregate, compare
 
-    tiles = ad.read_h5ad(_tiles_path(ctx))
+    tiles = read_h5ad(_tiles_path(ctx), what="tile embeddings")
     fov = aggregate(tiles, by="fov") if tiles.uns.get("lcd", {}).get("level", "tile") == "tile" else tiles
-    for col in fov.obs.columns:  # h5ad cannot hold mixed object columns; paths are not needed further
-        if fov.obs[col].dtype == object:
-            fov.obs[col] = fov.obs[col].astype(str)
     norm = ctx.cfg["norm"]
     table = compare(
         fov,
@@ -189,47 +190,69 @@ def _normalize(ctx: Context) -> None:
         null_size=norm.get("null_size", 200),
         seed=ctx.cfg["seed"],
     )
-    with ctx.atomic("profiles_fov.h5ad") as tmp:
-        fov.write_h5ad(tmp)
-    with ctx.atomic("norm_compare.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
+    write_h5ad(fov, ctx.path("profiles_fov.h5ad"))
+    write_table(table, ctx.path("norm_compare.parquet"))
 
 
 def _wells(ctx: Context) -> None:
-    import anndata as ad
-    from lcd_norm import OBSM_KEYS, aggregate
+    """Well profiles with the chosen correction in ``X`` (scanpy reads it with no ``use_rep``).
 
-    fov = ad.read_h5ad(ctx.path("profiles_fov.h5ad"))
-    counts = None
-    if COUNT_KEY in fov.obs:
-        counts = fov.obs.groupby(["plate", "well", "timepoint"], observed=True)[COUNT_KEY].sum()
-        fov.obs = fov.obs.drop(columns=[COUNT_KEY])
-    well = aggregate(fov, by="well")
-    for key in OBSM_KEYS.values():
+    Every representation stays in ``obsm`` (``X_mad``, ``X_harmony`` ...) with its parameters in
+    ``uns[key]["params"]``; the uncorrected features are in ``.raw`` (AnnData's place for features
+    of another feature set: MAD drops zero-MAD features, so a layer, which must match ``X``'s
+    columns, cannot hold them).
+    """
+    import anndata as ad
+    from lcd_core import REP_KEYS, read_h5ad, write_h5ad
+    from lcd_norm import aggregate
+
+    fov = read_h5ad(ctx.path("profiles_fov.h5ad"))
+    raw = aggregate(fov, by="well")
+    method = choose_method(ctx, fov)
+    reps = {}
+    for name, key in REP_KEYS.items():
         if key is None or key not in fov.obsm:
             continue
         part = aggregate(fov, by="well", use_rep=key)
-        if not (part.obs_names == well.obs_names).all():
+        if not (part.obs_names == raw.obs_names).all():
             raise RuntimeError(f"aggregating {key} changed the well order")
-        well.obsm[key] = np.asarray(part.X, dtype=np.float32)
-    well.uns["lcd_pipeline"] = {"method": choose_method(ctx, fov)}
-    if counts is not None:
-        idx = pd.MultiIndex.from_frame(well.obs[["plate", "well", "timepoint"]])
-        well.obs[COUNT_KEY] = counts.reindex(idx).to_numpy()
-    with ctx.atomic("profiles_well.h5ad") as tmp:
-        well.write_h5ad(tmp)
+        reps[name] = np.asarray(part.X, dtype=np.float32)
+    key = REP_KEYS[method]
+    if key is None:
+        X, var_names = np.asarray(raw.X, dtype=np.float32), list(raw.var_names)
+    else:
+        X = reps[method]
+        kept = fov.uns.get(key, {}).get("features")
+        var_names = (
+            [str(f) for f in kept]
+            if kept is not None and len(kept) == X.shape[1]
+            else [f"{key}_{i}" for i in range(X.shape[1])]
+        )
+    well = ad.AnnData(X=X, obs=raw.obs.copy(), var=pd.DataFrame(index=pd.Index(var_names, dtype=object)))
+    well.raw = raw
+    for name, value in reps.items():
+        well.obsm[REP_KEYS[name]] = value
+    for k, v in fov.uns.items():
+        if k.startswith("X_"):
+            well.uns[k] = v
+    well.uns["lcd"] = {**dict(raw.uns.get("lcd", {})), "level": "well"}
+    well.uns["lcd_pipeline"] = {"method": method, "X": key or "uncorrected"}
+    for col in well.obs.columns:  # categorical metadata, as scanpy expects
+        if well.obs[col].dtype == object:
+            well.obs[col] = well.obs[col].astype("category")
+    write_h5ad(well, ctx.path("profiles_well.h5ad"))
 
 
 def choose_method(ctx: Context, fov) -> str:
     """``norm.use`` when it ran; else (logged) the method with the best replicate mAP that did."""
-    from lcd_norm import OBSM_KEYS
+    from lcd_core import REP_KEYS
 
     table = pd.read_parquet(ctx.path("norm_compare.parquet"))
     ok = table[table["status"] == "ok"]
     wanted = ctx.cfg["norm"]["use"]
     if wanted in set(ok["method"]):
         return wanted
-    ok = ok[[OBSM_KEYS[m] is None or OBSM_KEYS[m] in fov.obsm for m in ok["method"]]]
+    ok = ok[[REP_KEYS[m] is None or REP_KEYS[m] in fov.obsm for m in ok["method"]]]
     if ok.empty:
         raise RuntimeError("no normalization method succeeded; see norm_compare.parquet")
     best = str(ok.sort_values("map", ascending=False)["method"].iloc[0])
@@ -238,51 +261,78 @@ def choose_method(ctx: Context, fov) -> str:
     return best
 
 
-def use_rep(ctx: Context) -> str | None:
-    """The obsm key of the normalization the activity and MoA stages use (recorded by the wells stage)."""
-    import h5py
-    from lcd_norm import OBSM_KEYS
+def field_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
+    """Per-field counts for the cell-count baseline: measured ones when the manifest has them, else
+    lcd-nuclei's label-free counts. Returns the table and where the counts came from.
+    """
+    from lcd_core import read_h5ad
 
-    with h5py.File(ctx.path("profiles_well.h5ad"), "r") as fh:
-        method = fh["uns/lcd_pipeline/method"][()]
-    return OBSM_KEYS[method.decode() if isinstance(method, bytes) else str(method)]
+    if ctx.path("manifest.parquet").exists():
+        man = pd.read_parquet(ctx.path("manifest.parquet"))
+        if COUNT_KEY in man.columns and man[COUNT_KEY].notna().all():
+            return man, "manifest (measured)"
+    else:  # started from embeddings: counts may come with the profiles
+        obs = read_h5ad(ctx.path("profiles_fov.h5ad")).obs
+        if COUNT_KEY in obs.columns and obs[COUNT_KEY].notna().all():
+            return obs, "profiles (given)"
+    counts = ctx.path("nuclei") / "counts.h5ad"
+    if not counts.exists():
+        return pd.DataFrame(), "none"
+    return read_h5ad(counts).obs, "lcd-nuclei (label-free)"
 
 
 def _activity(ctx: Context) -> None:
     import anndata as ad
-    from lcd_metrics import cell_count_activity, map_es
+    from lcd_core import read_h5ad, show_progress, write_table
+    from lcd_metrics import cell_count_activity, inhibition, map_es
 
-    well = ad.read_h5ad(ctx.path("profiles_well.h5ad"))
-    opts = {"control": ctx.cfg["control"], "seed": ctx.cfg["seed"], **ctx.cfg["metrics"]}
-    table, samples = map_es(well, use_rep=use_rep(ctx), return_samples=True, **opts)
-    none = map_es(well, **opts)
-    for name, df in (
-        ("activity.parquet", table),
-        ("ap_samples.parquet", samples),
-        ("activity_none.parquet", none),
-    ):
-        with ctx.atomic(name) as tmp:
-            df.to_parquet(tmp, index=False)
-    if COUNT_KEY in well.obs and well.obs[COUNT_KEY].notna().all():
-        cc = cell_count_activity(well.obs, control=ctx.cfg["control"], seed=ctx.cfg["seed"])
-        with ctx.atomic("cell_count.parquet") as tmp:
-            cc.to_parquet(tmp, index=False)
+    well = read_h5ad(ctx.path("profiles_well.h5ad"))
+    opts = {
+        "control": ctx.cfg["control"],
+        "seed": ctx.cfg["seed"],
+        "progress": show_progress(),
+        **ctx.cfg["metrics"],
+    }
+    table, samples = map_es(well, return_samples=True, **opts)
+    none = map_es(ad.AnnData(X=well.raw.X, obs=well.obs), **opts)
+    write_table(table, ctx.path("activity.parquet"))
+    write_table(samples, ctx.path("ap_samples.parquet"))
+    write_table(none, ctx.path("activity_none.parquet"))
+    counts, source = field_counts(ctx)
+    if counts.empty:
+        ctx.log("[activity] no nuclei counts: the cell-count baseline is skipped")
+        return
+    # the paper's baseline: per-field z-scores against the plate x timepoint DMSO fields, no prior
+    # aggregation (lcd_metrics.cell_count_activity works on whatever rows it is given)
+    cc = cell_count_activity(counts, count_key=COUNT_KEY, control=ctx.cfg["control"], seed=ctx.cfg["seed"])
+    cc["count_source"] = source
+    write_table(cc, ctx.path("cell_count.parquet"))
+    keys = ["plate", "timepoint"] if "timepoint" in counts.columns else ["plate"]
+    parts = []
+    for value in (COUNT_KEY, "confluency"):
+        if value not in counts.columns:
+            continue
+        inh = inhibition(
+            counts, count_key=value, measurement_keys=keys, well_key="well", control=ctx.cfg["control"]
+        )
+        parts.append(inh.assign(value=value))
+    write_table(pd.concat(parts, ignore_index=True), ctx.path("inhibition.parquet"))
 
 
 def _moa(ctx: Context) -> None:
-    import anndata as ad
+    from lcd_core import read_h5ad, show_progress
     from lcd_moa import cross_validate
 
-    well = ad.read_h5ad(ctx.path("profiles_well.h5ad"))
+    well = read_h5ad(ctx.path("profiles_well.h5ad"))
     if "moa" not in well.obs:
         raise RuntimeError("profiles have no 'moa' column: add it to the plate map to run the MoA stage")
     activity = pd.read_parquet(ctx.path("activity.parquet"))
     result = cross_validate(
         well,
         activity,
-        use_rep=use_rep(ctx),
         control=ctx.cfg["control"],
         seed=ctx.cfg["seed"],
+        progress=show_progress(),
         **ctx.cfg["moa"],
     )
     with ctx.atomic("moa") as tmp:
@@ -332,15 +382,16 @@ def _nuclei(ctx: Context) -> None:
     counts the cell-count baseline uses. A manifest's own ``nuclei_count`` (the simulator's truth) is
     kept as ``reference_nuclei_count`` for the report's agreement plot only.
     """
+    from lcd_core import show_progress
     from lcd_nuclei import count_nuclei
 
     man = pd.read_parquet(ctx.path("manifest.parquet"))
     rows = nuclei_rows(man, ctx.cfg["nuclei"].get("fields_per_well"))
-    sub = man.iloc[rows].rename(columns={COUNT_KEY: f"reference_{COUNT_KEY}"}).reset_index(drop=True)
+    sub = man.iloc[rows].rename(columns={COUNT_KEY: f"measured_{COUNT_KEY}"}).reset_index(drop=True)
     shown = np.unique(np.linspace(0, len(sub) - 1, min(N_OVERLAYS, len(sub))).round().astype(int))
     with ctx.atomic("nuclei") as tmp:
         tmp.mkdir()
-        counts = count_nuclei(sub, str(ctx.model_dir), progress=False)
+        counts = count_nuclei(sub, str(ctx.model_dir), progress=show_progress())
         count_nuclei(
             sub.iloc[shown].reset_index(drop=True),
             str(ctx.model_dir),
@@ -662,7 +713,7 @@ def run_pipeline(
         for stale in remove_stale_temps(root):
             log(f"[clean] removed {stale.name} left by an interrupted run")
         if cfg.get("threads"):
-            import torch
+            import torch  # lcd-pipeline depends on torch through lcd-embed; declared for this call
 
             torch.set_num_threads(int(cfg["threads"]))
         ctx = Context(cfg, log)

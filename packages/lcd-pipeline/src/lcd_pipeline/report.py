@@ -151,7 +151,7 @@ def _ap_null(root: Path) -> str:
     path, samples = root / "activity.parquet", root / "ap_samples.parquet"
     if not (path.exists() and samples.exists()):
         return _missing("the activity stage did not run")
-    from lcd_metrics.plotting import plot_ap_distributions
+    from lcd_metrics import plot_ap_distributions
 
     act = pd.read_parquet(path)
     best = act.groupby("compound")["map_es"].max().sort_values(ascending=False)

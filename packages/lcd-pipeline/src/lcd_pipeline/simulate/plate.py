@@ -287,9 +287,13 @@ def write_index(folder: Path, plate: str, fields: pd.DataFrame, cfg: SimulationC
     root = ET.Element(f"{q}EvaluationInputData", {"Version": "1"})
     plates = ET.SubElement(root, f"{q}Plates")
     p = ET.SubElement(plates, f"{q}Plate")
-    for tag, text in (("PlateID", plate), ("Name", plate), ("PlateRows", str(cfg.plate_rows)),
-                      ("PlateColumns", str(cfg.plate_columns)),
-                      ("MeasurementStartTime", (START + pd.Timedelta(hours=cfg.timepoint_hours[0])).isoformat())):
+    for tag, text in (
+        ("PlateID", plate),
+        ("Name", plate),
+        ("PlateRows", str(cfg.plate_rows)),
+        ("PlateColumns", str(cfg.plate_columns)),
+        ("MeasurementStartTime", (START + pd.Timedelta(hours=cfg.timepoint_hours[0])).isoformat()),
+    ):
         ET.SubElement(p, f"{q}{tag}").text = text
     images = ET.SubElement(root, f"{q}Images")
     ordered = fields.sort_values(["timepoint", "row", "column", "fov"], kind="stable")
@@ -300,8 +304,13 @@ def write_index(folder: Path, plate: str, fields: pd.DataFrame, cfg: SimulationC
             im = ET.SubElement(images, f"{q}Image", {"Version": "1"})
             for tag, text in (
                 ("URL", opera_name(f.row, f.column, f.fov, z + 1, 1, f.timepoint)),
-                ("Row", f.row), ("Col", f.column), ("FieldID", f.fov), ("PlaneID", z + 1),
-                ("TimepointID", f.timepoint - 1), ("ChannelID", 1), ("ChannelName", "Brightfield"),
+                ("Row", f.row),
+                ("Col", f.column),
+                ("FieldID", f.fov),
+                ("PlaneID", z + 1),
+                ("TimepointID", f.timepoint - 1),
+                ("ChannelID", 1),
+                ("ChannelName", "Brightfield"),
                 ("AbsTime", when.isoformat() + "Z"),
             ):
                 ET.SubElement(im, f"{q}{tag}").text = str(text)
