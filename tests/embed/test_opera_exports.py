@@ -8,45 +8,10 @@ from that layout by hand.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
-import tifffile
 from lcd_core import FileFormatError, InputError
-from lcd_embed.opera import opera_files, read_index
-
-NS = "http://www.perkinelmer.com/PEHH/HarmonyV5"
-
-
-def _write_export(folder: Path, barcode: str, start: str, images: list[dict], *, index: bool = True) -> Path:
-    """One Harmony export: TIFFs named like Harmony's and (optionally) its Index.idx.xml."""
-    img_dir = folder / "Images"
-    img_dir.mkdir(parents=True)
-    entries = []
-    for im in images:
-        name = (
-            f"r{im['row']:02d}c{im['col']:02d}f{im['field']:02d}p{im['plane']:02d}-ch{im['ch']}sk1fk1fl1.tiff"
-        )
-        tifffile.imwrite(img_dir / name, np.full((8, 8), im["plane"], np.uint16))
-        entries.append(
-            f'<Image Version="1"><id>x</id><State>Ok</State><URL>{name}</URL><Row>{im["row"]}</Row>'
-            f"<Col>{im['col']}</Col><FieldID>{im['field']}</FieldID><PlaneID>{im['plane']}</PlaneID>"
-            f"<TimepointID>0</TimepointID><SequenceID>1</SequenceID><ChannelID>{im['ch']}</ChannelID>"
-            f"<ChannelName>{'Brightfield' if im['ch'] == 1 else 'Hoechst'}</ChannelName>"
-            f"<AbsTime>{im['time']}</AbsTime></Image>"
-        )
-    if index:
-        (img_dir / "Index.idx.xml").write_text(
-            '<?xml version="1.0" encoding="utf-8"?>'
-            f'<EvaluationInputData xmlns="{NS}" Version="1"><User>u</User>'
-            f"<Plates><Plate><PlateID>{barcode}</PlateID><MeasurementID>m</MeasurementID>"
-            f"<MeasurementStartTime>{start}</MeasurementStartTime><Name>screen {barcode}</Name>"
-            '<PlateRows>16</PlateRows><PlateColumns>24</PlateColumns><Image id="x"/></Plate></Plates>'
-            f"<Images>{''.join(entries)}</Images></EvaluationInputData>"
-        )
-    return img_dir
+from lcd_embed import opera_files, read_index
 
 
 def _images(start_minute: int, *, channels=(1,)) -> list[dict]:
@@ -72,7 +37,7 @@ def _images(start_minute: int, *, channels=(1,)) -> list[dict]:
 
 
 @pytest.fixture
-def screen(tmp_path):
+def screen(tmp_path, harmony_export):
     """Plate B0001 imaged at three timepoints (three exports, each sk1), two channels in the Index."""
     dirs = []
     for i, (day_hour, minute) in enumerate(
@@ -80,7 +45,7 @@ def screen(tmp_path):
     ):
         folder = tmp_path / f"B0001__2024-03-{day_hour}-Measurement {i + 1}"
         dirs.append(
-            _write_export(
+            harmony_export(
                 folder,
                 "B0001",
                 f"2024-03-{day_hour.replace('_', ':')}+01:00",
@@ -114,11 +79,11 @@ def test_exports_of_one_plate_become_one_time_series(screen):
     assert all("Measurement 2" in f for f in first["file"])
 
 
-def test_folders_without_index_are_ordered_by_the_date_in_their_name(tmp_path):
+def test_folders_without_index_are_ordered_by_the_date_in_their_name(tmp_path, harmony_export):
     dirs = []
     for i, day_hour in enumerate(["02T10_00_00", "01T10_00_00"]):
         folder = tmp_path / f"P7__2024-03-{day_hour}-Measurement {i + 1}"
-        dirs.append(_write_export(folder, "P7", "", _images(0), index=False))
+        dirs.append(harmony_export(folder, "P7", "", _images(0), index=False))
     files = opera_files(dirs)
     assert set(files["plate"]) == {"P7"}
     early = files[files["timepoint"] == 1]["file"].iloc[0]
@@ -126,9 +91,9 @@ def test_folders_without_index_are_ordered_by_the_date_in_their_name(tmp_path):
     assert sorted(files.groupby("timepoint")["timepoint_h"].first()) == [0.0, 24.0]
 
 
-def test_refusals(tmp_path, screen):
-    a = _write_export(tmp_path / "plateA", "A", "", _images(0), index=False)
-    b = _write_export(tmp_path / "other" / "plateA", "A", "", _images(0), index=False)
+def test_refusals(tmp_path, screen, harmony_export):
+    a = harmony_export(tmp_path / "plateA", "A", "", _images(0), index=False)
+    b = harmony_export(tmp_path / "other" / "plateA", "A", "", _images(0), index=False)
     with pytest.raises(InputError, match=r"plate 'plateA' has 2 exports but .* has no measurement start"):
         opera_files([a, b])
     bad = tmp_path / "bad" / "Images"

@@ -121,6 +121,35 @@ def run_cmd(
         typer.echo(f"report: {report.resolve()}")
 
 
+@app.command("init")
+@handles_bad_input
+def init_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config to write (refused when it exists).")],
+    from_opera: Annotated[
+        list[Path],
+        typer.Option(
+            help="Opera/Harmony export folder (repeat, or comma-separate; several per plate are fine)."
+        ),
+    ],
+    plate_map: Annotated[
+        Path | None, typer.Option(help="An existing plate map (default: write a template to fill in).")
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="paper (ViT-S/16, GPU hours) or quick (tiny CPU model).")
+    ] = "paper",
+) -> None:
+    """Write a commented `lcd run` config from an Opera export (and a plate-map template to fill in)."""
+    from lcd_core import split_list
+
+    from .init import write_config
+
+    dirs = [Path(d) for d in split_list([str(p) for p in from_opera]) or []]
+    path, template = write_config(config, dirs, plate_map=plate_map, preset=preset)
+    typer.echo(f"config: {path}")
+    if template is not None:
+        typer.echo(f"plate map to fill in: {template} (then: lcd run {path})")
+
+
 @app.command("report")
 def report_cmd(
     results: Annotated[Path, typer.Argument(help="A results folder written by `lcd run` / `lcd demo`.")],
