@@ -142,3 +142,19 @@ def test_cli_scaffold_exit_codes_version_and_lists():
     res = runner.invoke(app, ["lists", "--item", "a,b", "--item", "c"])
     assert res.output.strip() == "['a', 'b', 'c']"
     assert runner.invoke(app, ["-q", "lists"]).output.strip() == "None"
+
+
+def test_cli_scaffold_is_exported_lazily():
+    """`from lcd_core import make_app` gives lcd_core.cli's function; `import lcd_core` alone loads no typer."""
+    import subprocess
+    import sys
+
+    import lcd_core
+    import lcd_core.cli as cli_module
+
+    for name in ("make_app", "handles_bad_input", "fail", "split_list", "split_ints", "optional_key"):
+        assert name in lcd_core.__all__
+        assert getattr(lcd_core, name) is getattr(cli_module, name)
+    code = "import sys, lcd_core; lcd_core.load_profiles; print('typer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -80,6 +80,15 @@ _EXPORTS = {
     "lazy_exports": "lazy",
     "run_cli": "entry",
     "load_app": "entry",
+    # CLI scaffold (needs typer; loaded only when one of these names is used). Exported here so that
+    # packages import them as `from lcd_core import make_app` (tests/test_package_structure.py allows
+    # cross-package imports of exported names only, never of submodules such as lcd_core.cli).
+    "make_app": "cli",
+    "handles_bad_input": "cli",
+    "fail": "cli",
+    "split_list": "cli",
+    "split_ints": "cli",
+    "optional_key": "cli",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

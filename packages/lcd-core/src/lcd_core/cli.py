@@ -40,13 +40,25 @@ OptionalOut = Annotated[Path | None, typer.Option("--out", "-o", help="Output fi
 
 
 def fail(message: object) -> NoReturn:
-    """Print ``error: <one line>`` on stderr and exit with code 2."""
+    """Print ``error: <one line>`` on stderr and exit with code 2.
+
+    Parameters
+    ----------
+    message
+        An exception or a text; only its first line is printed.
+    """
     typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code=2)
 
 
 def handles_bad_input(fn: F) -> F:
-    """Decorate a command: bad input (:data:`BAD_INPUT`) ends in one line and exit code 2."""
+    """Decorate a command: bad input (:data:`BAD_INPUT`) ends in one line and exit code 2.
+
+    Parameters
+    ----------
+    fn
+        The command function.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +119,13 @@ def make_app(name: str, help: str, *, package: str) -> typer.Typer:
 
 
 def split_list(values: Sequence[str] | str | None) -> list[str] | None:
-    """The one list syntax: ``--opt a --opt b`` and ``--opt a,b`` both give ``["a", "b"]``; none -> None."""
+    """The one list syntax: ``--opt a --opt b`` and ``--opt a,b`` both give ``["a", "b"]``; none -> None.
+
+    Parameters
+    ----------
+    values
+        The option's values as typer gives them (a list for a repeatable option), or ``None``.
+    """
     if values is None:
         return None
     if isinstance(values, str):
@@ -118,7 +136,15 @@ def split_list(values: Sequence[str] | str | None) -> list[str] | None:
 
 
 def split_ints(values: Sequence[str] | str | None, *, option: str) -> list[int] | None:
-    """:func:`split_list` of integers; a non-integer is a one-line error naming ``option``."""
+    """:func:`split_list` of integers; a non-integer is a one-line error naming ``option``.
+
+    Parameters
+    ----------
+    values
+        The option's values, or ``None``.
+    option
+        The option's name (``--timepoints``), for the message.
+    """
     items = split_list(values)
     if items is None:
         return None
@@ -129,7 +155,13 @@ def split_ints(values: Sequence[str] | str | None, *, option: str) -> list[int] 
 
 
 def optional_key(key: str | None) -> str | None:
-    """``none`` or an empty value means "this column does not exist" (single timepoint, no dose)."""
+    """``none`` or an empty value means "this column does not exist" (single timepoint, no dose).
+
+    Parameters
+    ----------
+    key
+        The option's value, or ``None``.
+    """
     if key is None or key.strip().lower() in ("", "none", "null"):
         return None
     return key
