@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import table_to_anndata
 from lcd_moa import cross_validate
-from lcd_moa.io import table_to_anndata
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -138,7 +138,9 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for name, (table, keys) in cases.items():
         # every compound active wherever it has wells: the anchor applies no activity filter either
-        result, t_ours = timed(lambda: cross_validate(table, None, seed=0, **keys))  # noqa: B023
+        spec = {k: v for k, v in keys.items() if k != "drop_small_classes"}  # MoASpec fields
+        drop = keys.get("drop_small_classes", False)
+        result, t_ours = timed(lambda: cross_validate(table, None, spec, seed=0, drop_small_classes=drop))  # noqa: B023
         folds = result.folds[result.folds["compound"].isin(result.condition_probs["compound"])]
         final = result.predictions[result.predictions["method"] == result.final_method].set_index("compound")[
             "predicted"

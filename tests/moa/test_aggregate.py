@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from lcd_moa.aggregate import dose_steps, drop_column, map_to_classes, weighted_average
-from lcd_moa.cv import cross_validate
+from lcd_core import ConfigError, InputError
+from lcd_moa import cross_validate
+from lcd_moa.class_probs import drop_column, map_to_classes, weighted_average
+from lcd_moa.evaluation import dose_steps
 
 
 def naive_weighted_average(proba, group, weights, n_groups):
@@ -54,8 +56,10 @@ def test_dose_steps_orders():
     assert dose_steps([1.0, 10.0, 3.0]) == [[10.0], [10.0, 3.0], [10.0, 3.0, 1.0]]
     assert dose_steps([1.0, 10.0, 3.0], "ascending")[1] == [1.0, 3.0]
     assert dose_steps([1.0, 10.0, 3.0], [3.0, 1.0, 10.0])[1] == [3.0, 1.0]
-    with pytest.raises(ValueError, match="once"):
+    with pytest.raises(InputError, match="once"):
         dose_steps([1.0, 3.0], [3.0])
+    with pytest.raises(ConfigError, match="dose_order must be 'descending', 'ascending' or a list"):
+        dose_steps([1.0, 3.0], "high")
 
 
 @pytest.mark.parametrize("weights", ["equal", "wells", "accuracy"])
@@ -68,7 +72,7 @@ def test_cv_predictions_equal_naive_aggregation(screen, activity, weights):
         & (adata.obs["dose"] == 10)
     )
     adata = adata[keep.to_numpy()].copy()
-    result = cross_validate(adata, activity(adata, 3.0), weights=weights, seed=1)
+    result = cross_validate(adata, activity(adata, 3.0), probe={"weights": weights}, seed=1)
     cp = result.condition_probs
     moas = [c for c in result.classes if c != "DMSO"]
     if weights == "wells":

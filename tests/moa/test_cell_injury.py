@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from lcd_moa import compare_predictions, cross_validate, mcnemar_exact
-from lcd_moa.io import table_to_anndata
+from lcd_core import InputError, table_to_anndata
+from lcd_moa import MoASpec, compare_predictions, cross_validate, mcnemar_exact
 
 TIME = "Experimental Condition [Treatment time (h)]"
 DOSE = "Compound Concentration (microMolar)"
 COMPOUND = "Compound Name"
 CONTROL = "`Control Type` == 'Negative'"
+SPEC = MoASpec(compound_key=COMPOUND, moa_key="injury_type", condition_keys=(TIME, DOSE), control=CONTROL)
 FILES = ("fs_plate_holdout", "fs_well_holdout", "fs_treatment_holdout")
 
 
@@ -55,14 +56,7 @@ def distance_activity(table: pd.DataFrame) -> pd.DataFrame:
 def _cross_validate(cell_injury, **options):
     """Cross-validate injury types on the Cell Injury layout, small classes dropped."""
     return cross_validate(
-        cell_injury,
-        distance_activity(cell_injury),
-        compound_key=COMPOUND,
-        moa_key="injury_type",
-        condition_keys=[TIME, DOSE],
-        control=CONTROL,
-        drop_small_classes=True,
-        **options,
+        cell_injury, distance_activity(cell_injury), SPEC, drop_small_classes=True, **options
     )
 
 
@@ -97,24 +91,35 @@ def test_cell_injury_end_to_end_beats_majority_class(cv_result):
 
 def test_cell_injury_compare_same_folds(cell_injury, cv_result):
     """A second method re-run on the first run's folds can be compared; other folds are refused."""
-    again = _cross_validate(cell_injury, folds=cv_result.folds, weights="wells", dose_order="ascending")
+    again = _cross_validate(
+        cell_injury, folds=cv_result.folds, probe={"weights": "wells"}, dose_order="ascending"
+    )
     table = compare_predictions(cv_result.predictions, again.predictions, intersect=True)
     assert table.loc[0, "n_compounds"] >= 60 and 0 <= table.loc[0, "p_value"] <= 1
     shuffled = again.predictions.copy()
     shuffled["fold"] = (shuffled["fold"] + 1) % 5
-    with pytest.raises(ValueError, match="fold assignments differ"):
+    with pytest.raises(InputError, match="fold assignments differ"):
         compare_predictions(cv_result.predictions, shuffled, intersect=True)
 
 
 def test_cell_injury_refuses_unnamed_compound(shared_data):
     table = pd.read_csv(shared_data / "profiles" / "cell_injury" / "fs_plate_holdout.csv.gz")
     table.loc[table[COMPOUND].notna() & table["Control Type"].isna(), COMPOUND] = None
-    with pytest.raises(ValueError, match="treated rows have no 'Compound Name' value, first row ids"):
-        cross_validate(
-            table,
-            None,
-            compound_key=COMPOUND,
-            moa_key="injury_type",
-            condition_keys=[TIME, DOSE],
-            control=CONTROL,
-        )
+    with pytest.raises(InputError, match="treated rows have no 'Compound Name' value, first row ids"):
+        cross_validate(table, None, SPEC)
+
+
+def test_cell_injury_top3_never_counts_a_class_of_probability_zero(cv_result):
+    """Low single doses have 2-3 scored compounds whose true class no probe there had (probability 0):
+    their top-3 accuracy is 0, not the 1.0 that 0.1.0's tie rule gave."""
+    metrics = cv_result.metrics.set_index("method")
+    checked = 0
+    for method, row in metrics.iterrows():
+        pred = cv_result.predictions[cv_result.predictions["method"] == method].dropna(subset=["predicted"])
+        p_true = np.array([r[f"p_{r['moa']}"] for _, r in pred.iterrows()])
+        assert row["top3_accuracy"] <= (p_true > 0).mean() + 1e-12, method
+        checked += (p_true == 0).all()
+    assert checked >= 4  # single_0.63, 0.31, 0.08, 0.02
+    assert (
+        metrics.loc[["single_0.63", "single_0.31", "single_0.08", "single_0.02"], "top3_accuracy"] == 0
+    ).all()

@@ -117,9 +117,9 @@ def test_fit_predict_on_pycytominer_csv(screen, activity, tmp_path):
         "Metadata_compound",
         "--moa-key",
         "Metadata_moa",
-        "--condition-key",
+        "--condition-keys",
         "Metadata_timepoint",
-        "--condition-key",
+        "--condition-keys",
         "Metadata_dose",
         "--control",
         "Metadata_compound == 'DMSO'",
@@ -129,7 +129,7 @@ def test_fit_predict_on_pycytominer_csv(screen, activity, tmp_path):
         [
             "fit",
             str(tmp_path / "train.csv.gz"),
-            "--model",
+            "--out",
             str(tmp_path / "m"),
             "--activity",
             str(tmp_path / "act.csv"),
@@ -158,11 +158,11 @@ def test_fit_predict_on_pycytominer_csv(screen, activity, tmp_path):
 def test_bad_input_exits_2_with_one_line(files, tmp_path):
     _, tmp = files
     res = runner.invoke(cli.app, ["cv", str(tmp / "missing.h5ad"), "--out", str(tmp / "x")])
-    assert res.exit_code == 2 and "missing.h5ad: file not found" in res.output
+    assert res.exit_code == 2 and "missing.h5ad: profiles file not found" in res.output
     res = runner.invoke(
         cli.app, ["cv", str(tmp / "profiles.h5ad"), "--out", str(tmp / "x"), "--moa-key", "mechanism"]
     )
-    assert res.exit_code == 2 and "profiles.h5ad: column(s) ['mechanism'] not found" in res.output
+    assert res.exit_code == 2 and "profiles.h5ad: column 'mechanism' not found" in res.output
     assert len(res.output.strip().splitlines()) == 1
     pd.DataFrame({"cpd": ["a"], "active": [True]}).to_csv(tmp / "act.csv", index=False)
     res = runner.invoke(
@@ -180,12 +180,137 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path):
         cli.app,
         ["predict", str(tmp / "profiles.h5ad"), "--model", str(tmp / "nomodel"), "--out", str(tmp / "x")],
     )
-    assert res.exit_code == 2 and "model.json: not found" in res.output
+    assert res.exit_code == 2 and "nomodel: model folder not found" in res.output
 
 
-def test_main_without_typer_prints_install_hint(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "typer", None)
+def test_script_without_typer_prints_install_hint(monkeypatch, capsys):
+    """The lcd-moa script (lcd_moa.__main__:main) says how to install the CLI extra when typer is missing."""
+    import sys
+
+    from lcd_moa.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "typer", None)  # `import typer` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "lcd_moa.cli", raising=False)
     with pytest.raises(SystemExit) as exc:
-        cli.main()
+        main()
     assert exc.value.code == 1
-    assert "install lcd-moa[cli]" in capsys.readouterr().err
+    assert "pip install 'lcd-moa[cli]'" in capsys.readouterr().err
+
+
+def test_version_quiet_and_python_m():
+    import subprocess
+    import sys
+
+    res = runner.invoke(cli.app, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith("lcd-moa 0.2")
+    out = subprocess.run(
+        [sys.executable, "-m", "lcd_moa", "cv", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--condition-keys" in out and "--out" in out
+
+
+def test_options_default_to_the_api_and_lists_have_one_syntax(files, activity):
+    """No option given: the API defaults. Given options override only themselves; a list may be repeated
+    or comma-separated."""
+    adata, tmp = files
+    base = [str(tmp / "profiles.h5ad"), "--activity", str(tmp / "activity.parquet"), "--no-plot"]
+    assert runner.invoke(cli.app, ["-q", "cv", *base, "-o", str(tmp / "d")]).exit_code == 0
+    api = cross_validate(adata, activity(adata, 3.0))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp / "d" / "predictions.parquet"), api.predictions, check_dtype=False
+    )
+    given = ["--weights", "wells", "--C", "0.5", "--condition-keys", "timepoint,dose", "--seed", "2"]
+    assert runner.invoke(cli.app, ["cv", *base, "-o", str(tmp / "g"), *given]).exit_code == 0
+    api = cross_validate(adata, activity(adata, 3.0), probe={"weights": "wells", "C": 0.5}, seed=2)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp / "g" / "predictions.parquet"), api.predictions, check_dtype=False
+    )
+    repeated = ["--condition-keys", "timepoint", "--condition-keys", "dose"]
+    res = runner.invoke(cli.app, ["cv", *base, "-o", str(tmp / "r"), *given[:4], *repeated, "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp / "r" / "predictions.parquet"), pd.read_parquet(tmp / "g" / "predictions.parquet")
+    )
+    params = __import__("json").loads((tmp / "g" / "params.json").read_text())
+    assert params["params"]["probe"]["C"] == 0.5 and params["final_method"] == "incremental_2"
+
+
+def _one_line_error(res, *fragments):
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_bad_input_missing_column_empty_group_and_bad_options(files, tmp_path):
+    _, tmp = files
+    cv_args = [str(tmp / "profiles.h5ad"), "--activity", str(tmp / "activity.parquet"), "-o", str(tmp / "x")]
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", *cv_args, "--compound-key", "cpd"]), "column 'cpd' not found"
+    )
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", *cv_args, "--condition-keys", "timepoint,plate"]),
+        "profiles.h5ad: column 'plate' not found",
+    )
+    # an empty activity table (header only): no compound is active anywhere, the run has nothing to fit
+    pd.DataFrame(columns=["compound", "timepoint", "dose", "active"]).to_csv(tmp / "empty.csv", index=False)
+    empty = [str(tmp / "profiles.h5ad"), "--activity", str(tmp / "empty.csv"), "-o", str(tmp / "y")]
+    _one_line_error(runner.invoke(cli.app, ["cv", *empty]), "no labeled compound is active at any condition")
+    assert not (tmp / "y").exists()
+    # a header-only profiles table
+    pd.DataFrame(columns=["Metadata_compound", "Cells_a"]).to_csv(tmp / "none.csv", index=False)
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", str(tmp / "none.csv"), "-o", str(tmp / "z")]), "none.csv", "no rows"
+    )
+    _one_line_error(runner.invoke(cli.app, ["cv", *cv_args, "--weights", "votes"]), "ProbeSpec.weights")
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", *cv_args, "--n-folds", "1"]), "n_folds must be an integer >= 2"
+    )
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", *cv_args, "--dose-key", "well"]), "dose_key: 'well' must be one of"
+    )
+    _one_line_error(
+        runner.invoke(cli.app, ["cv", *cv_args, "--folds", str(tmp / "activity.parquet")]),
+        "activity.parquet: needs columns 'compound' and 'fold'",
+    )
+    (tmp / "a.csv").write_text("x")
+    _one_line_error(
+        runner.invoke(
+            cli.app, ["compare", str(tmp / "a.csv"), str(tmp / "a.csv"), "-o", str(tmp / "t.xlsx")]
+        ),
+        "t.xlsx: unknown table format",
+    )
+
+
+def test_corrupt_model_file_is_named(files, tmp_path):
+    _, tmp = files
+    fit = [
+        "fit",
+        str(tmp / "profiles.h5ad"),
+        "--activity",
+        str(tmp / "activity.parquet"),
+        "-o",
+        str(tmp / "m"),
+    ]
+    assert runner.invoke(cli.app, fit).exit_code == 0
+    (tmp / "m" / "model.npz").write_bytes(b"not a zip")
+    predict = ["predict", str(tmp / "profiles.h5ad"), "--model", str(tmp / "m"), "-o", str(tmp / "p")]
+    _one_line_error(runner.invoke(cli.app, predict), str(tmp / "m" / "model.npz"), "is not a valid .npz file")
+    (tmp / "m" / "model.json").write_text("{}")
+    _one_line_error(runner.invoke(cli.app, predict), str(tmp / "m" / "model.json"), "unknown model format")
+
+
+def test_a_bug_is_not_reported_as_bad_input(files, monkeypatch):
+    """Only InputError (and missing paths) become `error: ...` with exit 2; a KeyError from our own code
+    keeps its traceback (0.1.0 turned ValueError/KeyError/TypeError into exit 2)."""
+    import lcd_moa
+
+    _, tmp = files
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(lcd_moa, "cross_validate", broken)
+    res = runner.invoke(cli.app, ["cv", str(tmp / "profiles.h5ad"), "-o", str(tmp / "x"), "--no-plot"])
+    assert res.exit_code == 1 and isinstance(res.exception, KeyError)

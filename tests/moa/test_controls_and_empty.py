@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from lcd_core import InputError
 from lcd_moa import cli, cross_validate, fit_moa
 from lcd_moa import probe as probe_module
 from typer.testing import CliRunner
@@ -68,16 +69,16 @@ def test_dose_key_not_last_and_controls_of_another_timepoint(screen, activity):
     adata = screen(n_moa=3, n_per_moa=5, timepoints=(24, 48), seed=8)
     adata.obs.loc[adata.obs["compound"] == "DMSO", "dose"] = 0.0
     result = cross_validate(
-        adata, activity(adata, 1.0), condition_keys=["dose", "timepoint"], dose_key="dose", seed=0
+        adata, activity(adata, 1.0), {"condition_keys": ["dose", "timepoint"], "dose_key": "dose"}, seed=0
     )
     expected = [naive_control_count(adata.obs, t) for t in result.conditions["timepoint"]]
     assert result.conditions["n_control_wells"].tolist() == expected
     # controls are still matched on the timepoint: DMSO imaged only at 72 h serves no condition
     moved = adata.copy()
     moved.obs.loc[moved.obs["compound"] == "DMSO", "timepoint"] = 72
-    with pytest.raises(ValueError, match=r"no usable condition \(6 skipped: 6 × 'no control wells match"):
+    with pytest.raises(InputError, match=r"no usable condition \(6 skipped: 6 × 'no control wells match"):
         cross_validate(moved, activity(moved, 1.0))
-    with pytest.raises(ValueError, match=r"no usable condition .*nothing to fit"):
+    with pytest.raises(InputError, match=r"no usable condition .*nothing to fit"):
         fit_moa(moved, activity(moved, 1.0))
 
 
@@ -87,9 +88,9 @@ def test_no_active_compound_raises_one_line_and_cli_exits_2(screen, activity, tm
     assert not inactive["active"].any()
     n_compounds = adata.obs.loc[adata.obs["compound"] != "DMSO", "compound"].nunique()
     message = f"no labeled compound is active at any condition ({n_compounds} compounds: {n_compounds} × 'not active"
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(InputError, match=re.escape(message)):
         cross_validate(adata, inactive)
-    with pytest.raises(ValueError, match="nothing to fit"):
+    with pytest.raises(InputError, match="nothing to fit"):
         fit_moa(adata, inactive)
 
     adata.write_h5ad(tmp_path / "profiles.h5ad")
@@ -100,7 +101,7 @@ def test_no_active_compound_raises_one_line_and_cli_exits_2(screen, activity, tm
     assert res.output.strip().startswith("error: no labeled compound is active")
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "cv").exists()
-    res = runner.invoke(cli.app, ["fit", *args[1:], "--model", str(tmp_path / "model")])
+    res = runner.invoke(cli.app, ["fit", *args[1:], "--out", str(tmp_path / "model")])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
     # every control at a timepoint without treated wells: all conditions skipped, exit 2 as well
     moved = adata.copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from lcd_core import ConfigError, InputError
 from lcd_moa import cross_validate
 from lcd_moa import probe as probe_module
 
@@ -54,7 +55,9 @@ def test_no_compound_is_scored_by_a_model_that_saw_it(screen, activity, monkeypa
 
     monkeypatch.setattr(probe_module, "fit_probe", fit)
     monkeypatch.setattr(probe_module.LinearProbe, "predict_proba", predict)
-    result = cross_validate(adata, activity(adata, 3.0), weights="accuracy", inner_folds=3, seed=0)
+    result = cross_validate(
+        adata, activity(adata, 3.0), probe={"weights": "accuracy", "inner_folds": 3}, seed=0
+    )
     assert len(fitted_on) > 20 and scored_by  # outer and inner (nested) probes were all instrumented
     for key, compounds in scored_by.items():
         assert not (compounds & fitted_on[key]), "a probe scored a compound it was trained on"
@@ -78,7 +81,7 @@ def test_test_fold_labels_cannot_change_its_predictions(screen, activity):
     accuracy weights unchanged: nothing learned for the fold depends on its test compounds."""
     adata = screen(n_moa=3, n_per_moa=5, seed=4)
     act = activity(adata, 3.0)
-    first = cross_validate(adata, act, weights="accuracy", seed=2)
+    first = cross_validate(adata, act, probe={"weights": "accuracy"}, seed=2)
     folds = first.folds
     test = set(folds.loc[folds["fold"] == 0, "compound"])
     scrambled = adata.copy()
@@ -87,7 +90,9 @@ def test_test_fold_labels_cannot_change_its_predictions(screen, activity):
     scrambled.obs.loc[hit, "moa"] = scrambled.obs.loc[hit, "moa"].map(
         lambda m: moas[(moas.index(m) + 1) % len(moas)]
     )
-    second = cross_validate(scrambled, act, weights="accuracy", folds=folds, seed=2)  # seed: inner folds
+    second = cross_validate(
+        scrambled, act, probe={"weights": "accuracy"}, folds=folds, seed=2
+    )  # seed: inner folds
     cols = [c for c in first.condition_probs if c.startswith("p_")] + ["weight"]
     a = first.condition_probs[first.condition_probs["fold"] == 0].reset_index(drop=True)
     b = second.condition_probs[second.condition_probs["fold"] == 0].reset_index(drop=True)
@@ -138,28 +143,29 @@ def test_map_es_layout_with_other_key_names_and_failed_rows(screen, activity):
     act["active"] = act["active"].astype(object)
     act.loc[failed, "active"] = None  # a failed map_es row: activity unknown → inactive
     act["t_h"] = act["t_h"].astype(str)  # "24" must still match 24 in the profiles
-    result = cross_validate(adata, act, activity_keys=["cpd", "t_h", "conc"], seed=0)
+    keys = {"activity_keys": ["cpd", "t_h", "conc"]}
+    result = cross_validate(adata, act, keys, seed=0)
     rows = result.condition_probs
     assert not ((rows["compound"] == "cpd_0_0") & (rows["dose"] == 10.0)).any()
     assert ((rows["compound"] == "cpd_0_0") & (rows["dose"] == 3.0)).sum() == 2
-    partial = cross_validate(adata, act.iloc[2:], activity_keys=["cpd", "t_h", "conc"], seed=0)
+    partial = cross_validate(adata, act.iloc[2:], keys, seed=0)
     assert any(n.startswith("2 of 90 compound × conditions with wells are absent") for n in partial.notes), (
         partial.notes
     )
-    with pytest.raises(KeyError, match=r"activity table: column\(s\) \['compound'"):
+    with pytest.raises(InputError, match=r"activity table: column\(s\) \['compound'.*activity_keys"):
         cross_validate(adata, act, seed=0)
     bad = act.assign(active="maybe")
-    with pytest.raises(ValueError, match="must be boolean; row 0 holds 'maybe'"):
-        cross_validate(adata, bad, activity_keys=["cpd", "t_h", "conc"])
+    with pytest.raises(InputError, match="must be boolean; row 0 holds 'maybe'"):
+        cross_validate(adata, bad, keys)
     dup = pd.concat([act, act.iloc[:1]])
-    with pytest.raises(ValueError, match="duplicated compound × condition"):
-        cross_validate(adata, dup, activity_keys=["cpd", "t_h", "conc"])
+    with pytest.raises(InputError, match="duplicated compound × condition"):
+        cross_validate(adata, dup, keys)
 
 
 def test_small_class_error_and_drop(screen, activity):
     adata = screen(n_moa=3, n_per_moa=5, seed=6)
     small = adata[~adata.obs["compound"].isin(["cpd_2_0", "cpd_2_1", "cpd_2_2"])].copy()
-    with pytest.raises(ValueError, match=r"fewer compounds than n_folds=5: 'MoA2' \(2\)"):
+    with pytest.raises(InputError, match=r"fewer compounds than n_folds=5: 'MoA2' \(2\)"):
         cross_validate(small, activity(small, 3.0))
     result = cross_validate(small, activity(small, 3.0), drop_small_classes=True)
     comp = result.compounds.set_index("compound")
@@ -180,28 +186,28 @@ def test_missing_labels_recorded_and_other_bad_input(screen, activity):
     never.loc[never["compound"] == "cpd_0_0", "active"] = False
     comp = cross_validate(adata, never).compounds.set_index("compound")
     assert comp.loc["cpd_0_0", "status"] == "never_active"
-    with pytest.raises(ValueError, match="no control rows match"):
-        cross_validate(adata, None, control="compound == 'water'")
-    with pytest.raises(ValueError, match=r"control query .* failed"):
-        cross_validate(adata, None, control="no such column == 1")
+    with pytest.raises(InputError, match="no control rows match"):
+        cross_validate(adata, None, {"control": "compound == 'water'"})
+    with pytest.raises(InputError, match=r"cannot evaluate control query 'no such column == 1'"):
+        cross_validate(adata, None, {"control": "no such column == 1"})
     conflicting = adata.copy()
     conflicting.obs.loc[conflicting.obs.index[0], "moa"] = "MoA2"
-    with pytest.raises(ValueError, match="compound 'cpd_0_0' has several 'moa' labels"):
+    with pytest.raises(InputError, match="compound 'cpd_0_0' has several 'moa' labels"):
         cross_validate(conflicting, None)
     nan = adata.copy()
     nan.X[5, 2] = np.nan
-    with pytest.raises(ValueError, match=r"X has 1 rows with NaN/inf features, first row ids: \['5'\]"):
+    with pytest.raises(InputError, match=r"X has 1 NaN/inf values in 1 rows \(first: '5'\)"):
         cross_validate(nan, None)
-    with pytest.raises(KeyError, match=r"profiles: column\(s\) \[.mechanism.\] not found"):
-        cross_validate(adata, None, moa_key="mechanism")
-    with pytest.raises(ValueError, match="weights must be one of"):
-        cross_validate(adata, None, weights="votes")
+    with pytest.raises(InputError, match=r"column 'mechanism' not found"):
+        cross_validate(adata, None, {"moa_key": "mechanism"})
+    with pytest.raises(ConfigError, match=r"ProbeSpec\.weights: must be one of equal, wells, accuracy"):
+        cross_validate(adata, None, probe={"weights": "votes"})
 
 
 def test_deterministic_for_a_seed(screen, activity):
     adata = screen(n_moa=3, n_per_moa=5, seed=8)
-    a = cross_validate(adata, activity(adata, 3.0), seed=11, weights="accuracy")
-    b = cross_validate(adata, activity(adata, 3.0), seed=11, weights="accuracy")
+    a = cross_validate(adata, activity(adata, 3.0), seed=11, probe={"weights": "accuracy"})
+    b = cross_validate(adata, activity(adata, 3.0), seed=11, probe={"weights": "accuracy"})
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
     pd.testing.assert_frame_equal(a.folds, b.folds)
 
@@ -212,11 +218,33 @@ def test_inert_compound_can_be_called_control_when_allowed(screen):
     adata = screen(n_moa=3, n_per_moa=5, seed=14)
     inert = (adata.obs["compound"] == "cpd_0_0").to_numpy()
     adata.X[inert] = np.random.default_rng(1).normal(size=(inert.sum(), adata.n_vars))
-    allowed = cross_validate(adata, None, score="all", allow_control_prediction=True, seed=0)
+    allowed = cross_validate(adata, None, probe={"score": "all", "allow_control_prediction": True}, seed=0)
     final = allowed.predictions[allowed.predictions["method"] == allowed.final_method].set_index("compound")
     assert final.loc["cpd_0_0", "predicted"] == "DMSO"
     assert "p_DMSO" in final.columns
     assert (final.drop(index="cpd_0_0")["predicted"] != "DMSO").mean() > 0.8
-    default = cross_validate(adata, None, score="all", seed=0)
+    default = cross_validate(adata, None, probe={"score": "all"}, seed=0)
     pred = default.predictions
     assert "DMSO" not in set(pred["predicted"]) and "p_DMSO" not in pred.columns
+
+
+def test_nullable_activity_and_boolean_control_column(screen, activity):
+    """A pandas `boolean` activity column with missing values counts them inactive (0.1.0 crashed in
+    numpy); a boolean control column with a missing value is refused in one line naming it."""
+    adata = screen(n_moa=3, n_per_moa=5, seed=60)
+    act = activity(adata, 3.0)
+    nullable = act.assign(active=act["active"].astype("boolean"))
+    missing = (nullable["compound"] == "cpd_0_0") & (nullable["dose"] == 10.0)
+    nullable.loc[missing, "active"] = pd.NA
+    as_false = act.assign(active=act["active"] & ~missing)
+    a = cross_validate(adata, nullable, seed=0)
+    b = cross_validate(adata, as_false, seed=0)
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    assert not ((a.condition_probs["compound"] == "cpd_0_0") & (a.condition_probs["dose"] == 10.0)).any()
+    flagged = adata.copy()
+    flagged.obs["is_control"] = (flagged.obs["compound"] == "DMSO").astype("boolean")
+    same = cross_validate(flagged, act, {"control": "is_control"}, seed=0)
+    pd.testing.assert_frame_equal(same.predictions, cross_validate(adata, act, seed=0).predictions)
+    flagged.obs.loc[flagged.obs.index[0], "is_control"] = pd.NA
+    with pytest.raises(InputError, match="control column 'is_control' has 1 missing values"):
+        cross_validate(flagged, act, {"control": "is_control"})

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from lcd_moa.folds import assign_folds
+from lcd_core import ConfigError, InputError
+from lcd_moa import assign_folds
 from lcd_moa.probe import fit_probe
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -48,7 +49,9 @@ def test_folds_group_and_stratify():
 
 def test_folds_refuse_small_classes_with_names():
     labels = _labels({"A": 10, "Rare": 3, "Tiny": 1})
-    with pytest.raises(ValueError, match=r"'Rare' \(3\).*'Tiny' \(1\)"):
+    with pytest.raises(InputError, match=r"'Rare' \(3\).*'Tiny' \(1\)"):
         assign_folds(labels, n_folds=5)
-    with pytest.raises(ValueError, match="no MoA label"):
+    with pytest.raises(InputError, match="no MoA label"):
         assign_folds(pd.Series({"x": "A", "y": None}), n_folds=2)
+    with pytest.raises(ConfigError, match="n_folds must be an integer >= 2, got 1"):
+        assign_folds(labels, n_folds=1)

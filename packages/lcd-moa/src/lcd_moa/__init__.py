@@ -4,9 +4,13 @@ Public API
 ----------
 cross_validate
     Grouped, MoA-stratified cross-validation of per-condition probes and their aggregation.
+MoASpec, ProbeSpec
+    What the data columns mean, and the probe options (each default declared once).
 fit_moa, predict_moa, MoAModel
     Holdout mode: fit on one compound set, save/load without pickle, predict another set.
-compare_predictions, mcnemar_exact
+MoAResult
+    Tables, confusion matrix, polypharmacology, files and figures of a run.
+compare_predictions, mcnemar_exact, McNemarResult
     Paired comparison of two methods (McNemar's exact test).
 assign_folds
     The compound → fold assignment reused across conditions and methods.
@@ -14,33 +18,30 @@ top_moas
     Polypharmacology table (top-k MoAs per compound × condition).
 classification_metrics, confusion_table
     Compound-level metrics.
-read_profiles
-    AnnData / pycytominer table loading.
+
+Profiles are read with :func:`lcd_core.load_profiles` (AnnData, ``.h5ad`` or a pycytominer table).
+Names load on first use, so ``import lcd_moa`` stays cheap.
 """
 
-from lcd_moa.compare import compare_predictions
-from lcd_moa.cv import cross_validate
-from lcd_moa.folds import assign_folds
-from lcd_moa.io import read_profiles
-from lcd_moa.metrics import McNemarResult, classification_metrics, confusion_table, mcnemar_exact
-from lcd_moa.model import MoAModel, fit_moa, predict_moa
-from lcd_moa.polypharm import top_moas
-from lcd_moa.result import MoAResult
+from lcd_core import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = [
-    "McNemarResult",
-    "MoAModel",
-    "MoAResult",
-    "assign_folds",
-    "classification_metrics",
-    "compare_predictions",
-    "confusion_table",
-    "cross_validate",
-    "fit_moa",
-    "mcnemar_exact",
-    "predict_moa",
-    "read_profiles",
-    "top_moas",
-]
+_EXPORTS = {
+    "cross_validate": "cv",
+    "MoASpec": "spec",
+    "ProbeSpec": "spec",
+    "fit_moa": "holdout",
+    "predict_moa": "holdout",
+    "MoAModel": "model",
+    "MoAResult": "result",
+    "compare_predictions": "compare",
+    "mcnemar_exact": "compare",
+    "McNemarResult": "compare",
+    "assign_folds": "folds",
+    "top_moas": "polypharm",
+    "classification_metrics": "classification",
+    "confusion_table": "classification",
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,40 +1,118 @@
-"""Paired comparison of two methods' per-compound predictions with McNemar's exact test."""
+"""Paired comparison of two methods' per-compound predictions with McNemar's exact test.
+
+The test is scipy's exact binomial test on the discordant pairs (McNemar 1947; exact form as in
+Fagerland, Lydersen & Laake 2013); tests/moa/test_metrics.py checks it against statsmodels'
+``mcnemar(exact=True)`` and the closed-form binomial sum.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
+from lcd_core import InputError, read_table
 
-from lcd_moa.metrics import mcnemar_exact
+
+@dataclass
+class McNemarResult:
+    """McNemar's exact test on paired per-compound correctness.
+
+    ``only_a``: compounds method A gets right and B wrong; ``only_b`` the reverse. Under the null of
+    equal error rates, ``only_a ~ Binomial(only_a + only_b, 1/2)``; ``p_value`` is the two-sided exact
+    binomial p-value.
+
+    Parameters
+    ----------
+    both, only_a, only_b, neither
+        The four cells of the paired 2 × 2 table.
+    p_value
+        Two-sided exact p-value.
+    """
+
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+    p_value: float
+
+    def table(self) -> pd.DataFrame:
+        """The 2 × 2 table (rows: A correct/wrong; columns: B correct/wrong)."""
+        return pd.DataFrame(
+            [[self.both, self.only_a], [self.only_b, self.neither]],
+            index=pd.Index(["A correct", "A wrong"]),
+            columns=pd.Index(["B correct", "B wrong"]),
+        )
 
 
-def final_method(predictions: pd.DataFrame) -> str:
-    """The method using all doses (last incremental step), or the only method present."""
+def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemarResult:
+    """McNemar's exact test between two methods' correctness on the same compounds.
+
+    Parameters
+    ----------
+    correct_a
+        Whether method A is right, one boolean per compound.
+    correct_b
+        The same for method B, in the same compound order.
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise InputError(f"paired test needs equal lengths, got {a.size} and {b.size}")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = only_a + only_b
+    p = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5, alternative="two-sided").pvalue)
+    return McNemarResult(int(np.sum(a & b)), only_a, only_b, int(np.sum(~a & ~b)), p)
+
+
+def final_method(predictions: pd.DataFrame, source: str = "predictions") -> str:
+    """The method using all doses (last incremental step), or the only method present.
+
+    Parameters
+    ----------
+    predictions
+        A predictions table.
+    source
+        Named in messages.
+    """
     inc = predictions[predictions["kind"] == "incremental"]
     if len(inc):
         return str(inc.loc[inc["step"].idxmax(), "method"])
     methods = predictions["method"].unique()
     if len(methods) != 1:
-        raise ValueError(f"several methods and no incremental one: pass a method among {list(methods)}")
+        raise InputError(
+            f"{source}: several methods and no incremental one: pass a method among {list(methods)}"
+        )
     return str(methods[0])
 
 
-def _pick(predictions: pd.DataFrame, method: str | None, name: str) -> pd.DataFrame:
+def _pick(predictions: pd.DataFrame, name: str, method: str | None) -> pd.DataFrame:
     for col in ("method", "compound", "moa", "predicted"):
         if col not in predictions.columns:
-            raise KeyError(f"{name}: column {col!r} missing; is this a predictions table of lcd-moa?")
-    method = method or final_method(predictions)
+            raise InputError(f"{name}: column {col!r} missing; is this a predictions table of lcd-moa?")
+    method = method or final_method(predictions, name)
     sub = predictions[predictions["method"] == method]
     if sub.empty:
-        raise KeyError(
+        raise InputError(
             f"{name}: method {method!r} not found; methods: {predictions['method'].unique().tolist()}"
         )
     sub = sub[sub["moa"].notna()]
     return sub.assign(correct=(sub["predicted"] == sub["moa"]).to_numpy(dtype=bool)).set_index("compound")
 
 
+def _load(predictions: pd.DataFrame | str | os.PathLike, default: str) -> tuple[pd.DataFrame, str]:
+    if isinstance(predictions, pd.DataFrame):
+        return predictions, default
+    return read_table(predictions, what="predictions table"), str(predictions)
+
+
 def compare_predictions(
-    predictions_a: pd.DataFrame,
-    predictions_b: pd.DataFrame,
+    predictions_a: pd.DataFrame | str | os.PathLike,
+    predictions_b: pd.DataFrame | str | os.PathLike,
     *,
     method_a: str | None = None,
     method_b: str | None = None,
@@ -44,35 +122,41 @@ def compare_predictions(
 
     Parameters
     ----------
-    predictions_a, predictions_b
-        ``predictions`` tables of :class:`lcd_moa.result.MoAResult` (may be the same table).
-    method_a, method_b
-        Methods to compare (default: each table's all-doses method).
+    predictions_a
+        The ``predictions`` table of a :class:`lcd_moa.MoAResult` (or its file) for method A.
+    predictions_b
+        The same for method B (may be the same table).
+    method_a
+        Method of table A to compare (default: its all-doses method).
+    method_b
+        Method of table B (default: its all-doses method).
     intersect
         Compare on the compounds both tables hold instead of refusing different compound sets.
 
     Returns
     -------
-    One row: ``method_a``, ``method_b``, ``n_compounds``, ``accuracy_a``, ``accuracy_b``, ``both``,
-    ``only_a``, ``only_b``, ``neither``, ``p_value``. When both tables have a ``fold`` column the fold
-    of every compound must agree (the comparison is only paired if one fold assignment was reused).
+    pandas.DataFrame
+        One row: ``method_a``, ``method_b``, ``n_compounds``, ``accuracy_a``, ``accuracy_b``, ``both``,
+        ``only_a``, ``only_b``, ``neither``, ``p_value``. When both tables have a ``fold`` column the
+        fold of every compound must agree (the comparison is only paired if one fold assignment was
+        reused).
     """
-    a = _pick(predictions_a, method_a, "table A")
-    b = _pick(predictions_b, method_b, "table B")
+    a = _pick(*_load(predictions_a, "table A"), method_a)
+    b = _pick(*_load(predictions_b, "table B"), method_b)
     if set(a.index) != set(b.index):
         if not intersect:
-            raise ValueError(
+            raise InputError(
                 f"the tables hold different labeled compounds ({len(a)} vs {len(b)}, "
                 f"{len(set(a.index) ^ set(b.index))} differ); pass intersect=True to compare the shared ones"
             )
     shared = sorted(set(a.index) & set(b.index))
     if not shared:
-        raise ValueError("no labeled compound is shared by the two tables")
+        raise InputError("no labeled compound is shared by the two tables")
     a, b = a.loc[shared], b.loc[shared]
     if "fold" in a.columns and "fold" in b.columns:
         differ = a["fold"].to_numpy() != b["fold"].to_numpy()
         if differ.any():
-            raise ValueError(
+            raise InputError(
                 f"fold assignments differ for {int(differ.sum())} compounds (e.g. {a.index[differ][0]!r}): "
                 "rerun one method with the other's folds (folds= / --folds)"
             )

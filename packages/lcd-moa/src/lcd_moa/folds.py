@@ -6,12 +6,16 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from lcd_core import ConfigError, InputError
+
+#: Folds of the compound-level split (each class needs at least this many compounds).
+N_FOLDS = 5
 
 
 def assign_folds(
     labels: pd.Series,
     *,
-    n_folds: int = 5,
+    n_folds: int = N_FOLDS,
     seed: int = 0,
     check_class_sizes: bool = True,
 ) -> pd.DataFrame:
@@ -35,31 +39,31 @@ def assign_folds(
 
     Returns
     -------
-    DataFrame with columns ``compound``, ``moa``, ``fold`` (0-based), sorted by compound.
+    pandas.DataFrame
+        Columns ``compound``, ``moa``, ``fold`` (0-based), sorted by compound.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
     if labels.isna().any():
         missing = list(labels.index[labels.isna()][:5])
-        raise ValueError(f"{int(labels.isna().sum())} compounds have no MoA label, e.g. {missing}")
+        raise InputError(f"{int(labels.isna().sum())} compounds have no MoA label, e.g. {missing}")
     if labels.index.duplicated().any():
-        raise ValueError(
+        raise InputError(
             f"duplicated compounds in labels: {list(labels.index[labels.index.duplicated()][:5])}"
         )
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    check_n_folds(n_folds)
     labels = labels.astype(str).sort_index()
     counts = labels.value_counts()
     if check_class_sizes:
         small = counts[counts < n_folds]
         if len(small):
             detail = ", ".join(f"{k!r} ({v})" for k, v in small.items())
-            raise ValueError(
+            raise InputError(
                 f"MoA classes with fewer compounds than n_folds={n_folds}: {detail}; remove them, "
                 "lower n_folds, or pass drop_small_classes=True"
             )
     if len(labels) < n_folds:
-        raise ValueError(f"{len(labels)} compounds cannot fill n_folds={n_folds} folds")
+        raise InputError(f"{len(labels)} compounds cannot fill n_folds={n_folds} folds")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(labels), -1, dtype=int)
     groups = np.arange(len(labels))
@@ -68,3 +72,15 @@ def assign_folds(
         for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels.to_numpy(), groups)):
             fold[test] = k
     return pd.DataFrame({"compound": labels.index.astype(str), "moa": labels.to_numpy(), "fold": fold})
+
+
+def check_n_folds(n_folds: int) -> None:
+    """One line when ``n_folds`` is not an integer of at least 2.
+
+    Parameters
+    ----------
+    n_folds
+        The option's value.
+    """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 2:
+        raise ConfigError(f"n_folds must be an integer >= 2, got {n_folds!r}")

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, atomic_write
 
-from lcd_moa.io import save_figure
+from lcd_moa.polypharm import TOP_MOAS, top_moas
+from lcd_moa.spec import CONTROL_LABEL
+
+
+def require_matplotlib() -> None:
+    """One line saying how to get figures when matplotlib (the ``[plot]`` extra) is missing."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError(
+            "figures need matplotlib: pip install 'lcd-moa[plot]', or turn figures off (--no-plot)"
+        )
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise ImportError("figures need matplotlib: pip install lcd-moa[plot]") from err
+    require_matplotlib()
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -24,10 +34,19 @@ def _pyplot():
 
 
 def save(fig, path: str | os.PathLike) -> Path:
-    """Save a figure atomically and close it."""
+    """Save a figure atomically (format from the suffix) and close it.
+
+    Parameters
+    ----------
+    fig
+        A matplotlib figure.
+    path
+        Output file.
+    """
     plt = _pyplot()
+    fmt = Path(path).suffix.lstrip(".") or "png"
     try:
-        return save_figure(fig, path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight"))
     finally:
         plt.close(fig)
 
@@ -35,7 +54,15 @@ def save(fig, path: str | os.PathLike) -> Path:
 def plot_metrics(
     metrics: pd.DataFrame, metric_names: Sequence[str] = ("accuracy", "f1_weighted", "f1_macro")
 ):
-    """Metrics as doses are added (lines) and for each dose alone (markers, at its rank in the order)."""
+    """Metrics as doses are added (lines) and for each dose alone (markers, at its rank in the order).
+
+    Parameters
+    ----------
+    metrics
+        The ``metrics`` table of a result.
+    metric_names
+        Columns drawn.
+    """
     plt = _pyplot()
     inc = metrics[metrics["kind"] == "incremental"].sort_values("step")
     single = metrics[metrics["kind"] == "single"]
@@ -60,7 +87,15 @@ def plot_metrics(
 
 
 def plot_confusion(confusion: pd.DataFrame, *, normalize: bool = True):
-    """Confusion matrix heatmap (rows: true MoA; columns: predicted), row-normalized by default."""
+    """Confusion matrix heatmap (rows: true MoA; columns: predicted), row-normalized by default.
+
+    Parameters
+    ----------
+    confusion
+        From :meth:`lcd_moa.MoAResult.confusion`.
+    normalize
+        Colour by the fraction of each true class (counts are written in the cells either way).
+    """
     plt = _pyplot()
     counts = confusion.to_numpy(dtype=float)
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
@@ -93,17 +128,30 @@ def plot_polypharmacology(
     condition_keys: Sequence[str],
     *,
     compounds: Sequence[str] | None = None,
-    control_label: str = "DMSO",
-    k: int = 2,
+    control_label: str = CONTROL_LABEL,
+    k: int = TOP_MOAS,
     max_compounds: int = 12,
 ):
     """Per compound, a heatmap of MoA probabilities over conditions with the top-k MoAs numbered.
 
-    Default compounds: those whose second-ranked MoA is most probable somewhere (the strongest
-    polypharmacology candidates), at most ``max_compounds``.
+    Parameters
+    ----------
+    condition_probs
+        The ``condition_probs`` table of a result.
+    classes
+        The global class list.
+    condition_keys
+        Condition key columns.
+    compounds
+        Compounds drawn. Default: those whose second-ranked MoA is most probable somewhere (the
+        strongest polypharmacology candidates), at most ``max_compounds``.
+    control_label
+        The control class (not drawn).
+    k
+        Ranks numbered in each cell column.
+    max_compounds
+        Most compounds drawn by default.
     """
-    from lcd_moa.polypharm import top_moas
-
     plt = _pyplot()
     moas = [c for c in classes if c != control_label]
     top = top_moas(condition_probs, classes, condition_keys, control_label=control_label, k=k)

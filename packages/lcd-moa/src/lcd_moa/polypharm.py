@@ -11,6 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from lcd_core import ConfigError, InputError
+
+from lcd_moa.spec import CONTROL_LABEL
+
+#: MoAs kept per compound × condition (the LCD paper reads polypharmacology off the top 2).
+TOP_MOAS = 2
 
 
 def top_moas(
@@ -18,8 +24,8 @@ def top_moas(
     classes: Sequence[str],
     condition_keys: Sequence[str],
     *,
-    control_label: str = "DMSO",
-    k: int = 2,
+    control_label: str = CONTROL_LABEL,
+    k: int = TOP_MOAS,
 ) -> pd.DataFrame:
     """Rank MoAs per compound × condition.
 
@@ -38,12 +44,17 @@ def top_moas(
 
     Returns
     -------
-    One row per compound × condition × rank: ``compound``, condition keys, ``rank`` (1 = most
-    probable), ``moa``, ``probability`` (renormalized over MoAs) and ``p_control``.
+    pandas.DataFrame
+        One row per compound × condition × rank: ``compound``, condition keys, ``rank`` (1 = most
+        probable), ``moa``, ``probability`` (renormalized over MoAs) and ``p_control``.
     """
     moas = [c for c in classes if c != control_label]
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k (MoAs kept per condition) must be an integer >= 1, got {k!r}")
+    needed = ["compound", *condition_keys, *(f"p_{c}" for c in moas)]
+    missing = [c for c in needed if c not in condition_probs.columns]
+    if missing:
+        raise InputError(f"condition_probs: column(s) {missing[:5]} not found; is this lcd-moa's table?")
     k = min(k, len(moas))
     P = condition_probs[[f"p_{c}" for c in moas]].to_numpy(dtype=np.float64)
     total = P.sum(axis=1, keepdims=True)

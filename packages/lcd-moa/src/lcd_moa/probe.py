@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lcd_moa.spec import ProbeSpec
+
+_DEFAULTS = ProbeSpec()  # C and max_iter are declared once, in ProbeSpec
+
 
 @dataclass
 class LinearProbe:
@@ -46,7 +50,9 @@ class LinearProbe:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_probe(X: np.ndarray, y: np.ndarray, *, C: float = 1.0, max_iter: int = 1000) -> LinearProbe:
+def fit_probe(
+    X: np.ndarray, y: np.ndarray, *, C: float = _DEFAULTS.C, max_iter: int = _DEFAULTS.max_iter
+) -> LinearProbe:
     """Fit a standardized multinomial logistic regression on wells ``X`` with labels ``y``.
 
     Parameters

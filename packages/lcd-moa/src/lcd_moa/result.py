@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, write_json, write_table
 
-from lcd_moa.io import write_json, write_table
-from lcd_moa.metrics import confusion_table
+from lcd_moa.classification import confusion_table
+from lcd_moa.polypharm import TOP_MOAS, top_moas
 
 TABLES = ("metrics", "predictions", "condition_probs", "compounds", "conditions", "fits", "folds")
 
@@ -19,7 +20,21 @@ TABLES = ("metrics", "predictions", "condition_probs", "compounds", "conditions"
 def condition_probs_table(
     design, table: pd.DataFrame, proba: np.ndarray, global_classes: Sequence[str], labels: pd.Series | None
 ) -> pd.DataFrame:
-    """Scored compound × condition rows with the condition key values and ``p_<class>`` columns."""
+    """Scored compound × condition rows with the condition key values and ``p_<class>`` columns.
+
+    Parameters
+    ----------
+    design
+        The layout (:class:`lcd_moa.design.Design`).
+    table
+        Scored rows (``compound``, ``condition``, ...).
+    proba
+        Their probabilities over ``global_classes``.
+    global_classes
+        The class list.
+    labels
+        MoA per compound (a ``moa`` column is added), or ``None``.
+    """
     cond = design.conditions.loc[table["condition"].to_numpy(), design.condition_keys].reset_index(drop=True)
     out = pd.concat(
         [
@@ -39,8 +54,19 @@ def condition_probs_table(
 class MoAResult:
     """Everything a cross-validation or prediction produced (all tables are plain DataFrames).
 
-    Attributes
+    Parameters
     ----------
+    params
+        The run's options: ``spec`` (:meth:`lcd_moa.MoASpec.to_dict`), ``probe``
+        (:meth:`lcd_moa.ProbeSpec.to_dict`) and the run options (``n_folds``, ``seed``, ``top_k`` ...).
+    classes
+        The global class list (MoAs, then the control class).
+    condition_keys
+        The condition key columns.
+    control_label
+        The control class.
+    final_method
+        The all-doses method (last incremental step), or ``None`` when there is none.
     metrics
         One row per method: ``method``, ``kind`` (incremental/single), ``step``, ``doses``,
         ``n_compounds``, ``coverage``, ``accuracy``, ``f1_weighted``, ``f1_macro``, ``top<k>_accuracy``.
@@ -70,28 +96,59 @@ class MoAResult:
     notes: list[str] = field(default_factory=list)
 
     def confusion(self, method: str | None = None) -> pd.DataFrame:
-        """Compound-level confusion matrix of one method (default: all doses)."""
+        """Compound-level confusion matrix of one method.
+
+        Parameters
+        ----------
+        method
+            A method of ``metrics`` (default: all doses).
+        """
         method = method or self.final_method
         pred = self.predictions[self.predictions["method"] == method]
         if pred.empty:
-            raise KeyError(
+            raise InputError(
                 f"method {method!r} not found; methods: {self.predictions['method'].unique().tolist()}"
             )
         pred = pred[pred["moa"].notna()]
         labels = [c for c in self.classes if c != self.control_label]
         return confusion_table(pred["moa"].tolist(), pred["predicted"].tolist(), labels)
 
-    def polypharmacology(self, k: int = 2) -> pd.DataFrame:
-        """Top-``k`` MoAs per compound × condition (see :func:`lcd_moa.polypharm.top_moas`)."""
-        from lcd_moa.polypharm import top_moas
+    def polypharmacology(self, k: int = TOP_MOAS) -> pd.DataFrame:
+        """Top-``k`` MoAs per compound × condition (see :func:`lcd_moa.top_moas`).
 
+        Parameters
+        ----------
+        k
+            MoAs kept per compound × condition.
+        """
         return top_moas(
             self.condition_probs, self.classes, self.condition_keys, control_label=self.control_label, k=k
         )
 
-    def write(self, outdir: str | os.PathLike, *, figures: bool = True, k: int = 2) -> dict[str, Path]:
-        """Write every table as parquet (atomically), ``params.json``, and figures under ``figures/``."""
-        outdir = Path(outdir)
+    def write(self, out: str | os.PathLike, *, figures: bool = True, k: int = TOP_MOAS) -> dict[str, Path]:
+        """Write every table as parquet, ``params.json`` and figures under ``figures/``, each atomically.
+
+        Parameters
+        ----------
+        out
+            Output folder (created; files already in it are replaced one by one, others kept).
+        figures
+            Also write the figures (needs matplotlib, the ``[plot]`` extra).
+        k
+            MoAs kept per compound × condition in ``polypharmacology.parquet``.
+
+        Returns
+        -------
+        dict
+            Name to written path.
+        """
+        outdir = Path(out)
+        if outdir.exists() and not outdir.is_dir():
+            raise InputError(f"{outdir}: is a file, expected an output folder")
+        if figures:
+            from lcd_moa import plot
+
+            plot.require_matplotlib()  # before any file is written
         written: dict[str, Path] = {}
         for name in TABLES:
             table = getattr(self, name)
@@ -103,7 +160,13 @@ class MoAResult:
         poly = self.polypharmacology(k=k)
         written["polypharmacology"] = write_table(poly, outdir / "polypharmacology.parquet")
         written["params"] = write_json(
-            {"params": self.params, "classes": self.classes, "notes": self.notes}, outdir / "params.json"
+            {
+                "params": self.params,
+                "classes": self.classes,
+                "final_method": self.final_method,
+                "notes": self.notes,
+            },
+            outdir / "params.json",
         )
         if figures:
             from lcd_moa import plot

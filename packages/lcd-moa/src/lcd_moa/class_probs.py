@@ -1,10 +1,17 @@
-"""Pure numpy kernels that combine per-condition class probabilities into one per compound."""
+"""Pure numpy kernels on class probabilities.
+
+Place them on one class list, average them per compound (with weights), drop the control class.
+
+They work on the arrays the probes return (no DataFrame round trip); tests/moa/test_aggregate.py checks
+them against loop re-implementations.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def map_to_classes(proba: np.ndarray, classes: Sequence[str], global_classes: Sequence[str]) -> np.ndarray:
@@ -74,28 +81,47 @@ def drop_column(proba: np.ndarray, column: int) -> np.ndarray:
     return out
 
 
-def dose_steps(doses: Sequence[float], order: str | Sequence[float] = "descending") -> list[list[float]]:
-    """The cumulative dose sets of incremental addition: ``[[d1], [d1, d2], ...]``.
+def class_scores(
+    proba: np.ndarray, global_classes: Sequence[str], control_label: str, allow_control: bool
+) -> tuple[np.ndarray, list[str]]:
+    """Probabilities over the classes a compound may be assigned to (control dropped unless allowed).
 
     Parameters
     ----------
-    doses
-        The distinct doses present.
-    order
-        ``"descending"`` (highest dose first, the default of the LCD paper), ``"ascending"``, or an
-        explicit sequence of doses (every dose present must be listed).
+    proba
+        ``(n, len(global_classes))`` probabilities.
+    global_classes
+        The class list, control class included.
+    control_label
+        The control class.
+    allow_control
+        Keep the control class as a possible answer.
     """
-    present = sorted(set(doses))
-    if isinstance(order, str):
-        if order not in ("descending", "ascending"):
-            raise ValueError(
-                f"dose order must be 'descending', 'ascending' or a list of doses, got {order!r}"
-            )
-        ordered = present[::-1] if order == "descending" else present
-    else:
-        ordered = list(order)
-        missing = [d for d in present if d not in ordered]
-        extra = [d for d in ordered if d not in present]
-        if missing or extra or len(set(ordered)) != len(ordered):
-            raise ValueError(f"dose order {ordered} must list each dose present {present} once")
-    return [ordered[: i + 1] for i in range(len(ordered))]
+    if allow_control:
+        return proba, list(global_classes)
+    j = list(global_classes).index(control_label)
+    return drop_column(proba, j), [c for c in global_classes if c != control_label]
+
+
+def aggregate_compounds(
+    table: pd.DataFrame,
+    proba: np.ndarray,
+    weights: np.ndarray,
+    compounds: Sequence[str],
+) -> np.ndarray:
+    """Weighted mean of each compound's condition probabilities (``(len(compounds), n_classes)``).
+
+    Parameters
+    ----------
+    table
+        Scored compound × condition rows (``compound`` column).
+    proba
+        Their probabilities.
+    weights
+        Their weights.
+    compounds
+        Output row order; a compound without rows gets NaN.
+    """
+    index = {k: i for i, k in enumerate(compounds)}
+    group = np.array([index[k] for k in table["compound"]], dtype=int)
+    return weighted_average(proba, group, weights, len(compounds))
