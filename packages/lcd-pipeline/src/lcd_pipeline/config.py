@@ -227,10 +227,10 @@ def resolve(config: dict, base_dir: str | Path = ".") -> dict:
 
 
 def _section_targets() -> dict[str, list[tuple[Callable | type, tuple[str, ...]]]]:
-    """The function(s)/dataclass each section feeds, with the parameters the pipeline sets itself."""
+    """The functions/dataclasses each section feeds, with the parameters the pipeline sets itself."""
     from lcd_embed import embed
     from lcd_metrics import map_es
-    from lcd_moa import cross_validate
+    from lcd_moa import MoASpec, ProbeSpec, cross_validate
     from lcd_ssl import TrainConfig
 
     data_keys = (
@@ -248,7 +248,11 @@ def _section_targets() -> dict[str, list[tuple[Callable | type, tuple[str, ...]]
         "ssl": [(TrainConfig, ())],
         "embed": [(embed, (*data_keys, "progress"))],
         "metrics": [(map_es, (*data_keys, "control", "seed", "progress"))],
-        "moa": [(cross_validate, (*data_keys, "activity", "control", "seed", "progress"))],
+        "moa": [
+            (cross_validate, (*data_keys, "activity", "spec", "probe", "seed", "progress", "folds")),
+            (MoASpec, ("control", "features", "layer", "use_rep")),
+            (ProbeSpec, ()),
+        ],
     }
 
 
@@ -269,21 +273,17 @@ def validate(cfg: Mapping) -> None:
     cfg
         A config after defaults and preset are merged.
     """
-    from lcd_core import check_options
+    from lcd_core import REP_KEYS, accepted_options, check_options
 
     targets = _section_targets()
     for section in SECTIONS:
         options = dict(cfg.get(section) or {})
-        own = PIPELINE_OPTIONS.get(section, {})
-        fed = targets.get(section)
-        if fed is None:  # a section the pipeline consumes entirely itself
-            check_options(options, _no_options, section=section, extra=own)
-            continue
-        target, exclude = fed[0]
-        check_options(options, target, section=section, exclude=exclude, extra=own)
+        accepted: dict[str, Any] = {}
+        for target, exclude in targets.get(section, []):
+            accepted.update(accepted_options(target, exclude=exclude))
+        accepted.update(PIPELINE_OPTIONS.get(section, {}))
+        check_options(options, _no_options, section=section, extra=accepted)
     norm = cfg["norm"]
-    from lcd_core import REP_KEYS
-
     unknown = [m for m in norm["methods"] if m not in REP_KEYS]
     if unknown:
         raise ConfigError(f"norm.methods: {unknown[0]!r} is not one of {sorted(REP_KEYS)}")

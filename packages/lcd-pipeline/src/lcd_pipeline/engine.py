@@ -320,20 +320,23 @@ def _activity(ctx: Context) -> None:
 
 
 def _moa(ctx: Context) -> None:
+    """Cross-validated MoA probes; the ``moa`` section's keys go to MoASpec, ProbeSpec or cross_validate."""
+    import dataclasses
+
     from lcd_core import read_h5ad, show_progress
-    from lcd_moa import cross_validate
+    from lcd_moa import MoASpec, ProbeSpec, cross_validate
 
     well = read_h5ad(ctx.path("profiles_well.h5ad"))
     if "moa" not in well.obs:
         raise RuntimeError("profiles have no 'moa' column: add it to the plate map to run the MoA stage")
     activity = pd.read_parquet(ctx.path("activity.parquet"))
+    opts = dict(ctx.cfg["moa"])
+    spec_fields = {f.name for f in dataclasses.fields(MoASpec)}
+    probe_fields = {f.name for f in dataclasses.fields(ProbeSpec)}
+    spec = MoASpec(control=ctx.cfg["control"], **{k: opts.pop(k) for k in list(opts) if k in spec_fields})
+    probe = ProbeSpec(**{k: opts.pop(k) for k in list(opts) if k in probe_fields})
     result = cross_validate(
-        well,
-        activity,
-        control=ctx.cfg["control"],
-        seed=ctx.cfg["seed"],
-        progress=show_progress(),
-        **ctx.cfg["moa"],
+        well, activity, spec, probe=probe, seed=ctx.cfg["seed"], progress=show_progress(), **opts
     )
     with ctx.atomic("moa") as tmp:
         result.write(tmp)
