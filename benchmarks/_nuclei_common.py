@@ -140,16 +140,16 @@ def loo_select(metrics, criterion="mae"):
 
     ``metrics`` is a list (candidates) of lists (fields) of :func:`field_metrics` dicts. For each
     field the candidate is chosen on the other fields only: smallest mean absolute count error
-    (``"mae"``) or largest mean F1 (``"f1"``). Returns the chosen candidate per field and the
+    (``"mae"``), largest Lin's CCC of the counts (``"ccc"``) or largest mean F1 (``"f1"``). Returns the chosen candidate per field and the
     held-out rows (each field evaluated with the candidate chosen without it).
     """
     from lcd_nuclei.calibrate import leave_one_out_choice
 
     n_fields = len(metrics[0])
-    if criterion == "mae":
+    if criterion in ("mae", "ccc"):
         pred = np.array([[m["pred"] for m in cand] for cand in metrics], float)
         ref = np.array([m["ref"] for m in metrics[0]], float)
-        chosen, _ = leave_one_out_choice(pred, ref, criterion="mae")
+        chosen, _ = leave_one_out_choice(pred, ref, criterion=criterion)
     elif criterion == "f1":
         f1 = np.array([[m["f1"] for m in cand] for cand in metrics])
         chosen = np.array([int(np.argmax(np.delete(f1, i, axis=1).mean(axis=1))) for i in range(n_fields)])

@@ -18,13 +18,16 @@ Counter: :func:`lcd_nuclei.classical.classical_nuclei`. Each channel row gives
   ~22 px across), polarity ``auto``, the counter's other defaults, highpass 64 — no choice made
   on any reference;
 - ``LOFO``: for each field, every option (grid below) chosen on the 15 other fields by the
-  smallest mean absolute count error against their DAPI counts, then applied to the held-out
-  field (the choice rule of the stain-calibrated mode; never sees the field's own reference);
+  smallest mean absolute count error against their DAPI counts (``--criterion mae``) or the
+  largest Lin's CCC (``ccc``), then applied to the held-out field (the choice rule of the
+  stain-calibrated mode; never sees the field's own reference);
 - ``best on all`` (upper bound, NOT a valid estimate): the single option best on all fields.
 
-The ViT rows run :func:`lcd_nuclei.discover_field` on each field (plane z06, and the TIE channel
-as input image) with a trained and a random-init model per seed (the recipe of
-``nuclei_quality.py``), default params and LOFO over polarity x n_clusters.
+The ViT rows run :func:`lcd_nuclei.discover_field` on each field with a trained and a random-init
+model per seed (the recipe of ``nuclei_quality.py``), default params and LOFO over polarity x
+n_clusters: on plane z06; on z06 with the bilateral solver guided by the TIE channel instead of
+the grey image (prototype: discovery unrefined, then ``bilateral_solve`` with the TIE guide); and
+with the TIE channel as the input image (``--vit-tie``, highpass 64).
 Finally the stain-calibrated learning curve: for the channel with the best LOFO r, how many
 stained fields it takes (random draws) for the chosen option to reach r >= 0.8 on the rest.
 
@@ -41,6 +44,7 @@ import numpy as np
 from _nuclei_common import field_metrics, fmt, grid, grid_fields, load_dsb, load_isl, loo_select, summarize
 
 PLANE_SETS = {"0/12": (0, 12), "3/9": (3, 9), "5/7": (5, 7)}
+CRITERION = "mae"  # set by --criterion
 COUNTER_GRID = {
     "diameter": [20, 12, 16, 24],
     "polarity": ["auto", "bright", "dark"],
@@ -83,8 +87,8 @@ def classical_rows(chans, fields, refs):
                 labels.append({"highpass": hp, **opts})
         seconds = time.perf_counter() - t0
         fixed = summarize(metrics[0])
-        _, held = loo_select(metrics, "mae")
-        chosen, _ = loo_select(metrics, "mae")
+        _, held = loo_select(metrics, CRITERION)
+        chosen, _ = loo_select(metrics, CRITERION)
         loo = summarize(held)
         best = int(np.argmin([summarize(m)["mae"] for m in metrics]))
         matrices[name] = (metrics, labels)
@@ -105,26 +109,49 @@ def classical_rows(chans, fields, refs):
     return results, matrices
 
 
+def guided(result, guide, params):
+    """Re-refine an unrefined discovery with another guide image (prototype of the TIE-guided solver)."""
+    from lcd_nuclei import bilateral_solve, drop_large_objects, segment_instances
+
+    lo, hi = np.percentile(guide, [1, 99])
+    grey = np.clip((guide - lo) / (hi - lo), 0, 1) * 255.0
+    nucleus = bilateral_solve(
+        grey,
+        result["nucleus_map"],
+        0.999,
+        sigma_spatial=params.sigma_spatial,
+        sigma_luma=params.sigma_luma,
+        lam=params.lam,
+    )
+    labels = segment_instances(nucleus, min_area=params.min_area, min_distance=params.min_distance)
+    return drop_large_objects(labels, params.max_area_ratio)[0]
+
+
 def vit_rows(planes, tie, fields, refs, seeds, steps):
     from _nuclei_common import train_vits
     from lcd_nuclei import DiscoveryParams, discover_field
 
     dsb = [img for _, img, _ in load_dsb()]
     out = []
+    variants = (
+        ("z06", planes[6], None),
+        ("z06, solver guided by TIE", planes[6], tie),
+        ("TIE as input", tie, None),
+    )
     for seed in seeds:
         models, info = train_vits([*dsb, planes[6].astype(np.float32)], steps=steps, seed=seed)
         for model_name, (model, cfg) in models.items():
-            for input_name, image in (("z06", planes[6]), ("TIE 0/12 hp64", tie)):
+            for input_name, image, guide in variants:
                 metrics, labels = [], []
                 for opts in grid(polarity=["dark", "bright"], n_clusters=[4, 2]):
-                    params = DiscoveryParams(**opts)
-                    preds = [
-                        discover_field(image[f].astype(np.float32), model, cfg, params)["labels"]
-                        for f in fields
-                    ]
+                    params = DiscoveryParams(**opts, refine=guide is None)
+                    preds = []
+                    for f in fields:
+                        res = discover_field(image[f].astype(np.float32), model, cfg, params)
+                        preds.append(res["labels"] if guide is None else guided(res, guide[f], params))
                     metrics.append([field_metrics(p, r) for p, r in zip(preds, refs, strict=True)])
                     labels.append(opts)
-                _, held = loo_select(metrics, "mae")
+                _, held = loo_select(metrics, CRITERION)
                 out.append(
                     {
                         "seed": seed,
@@ -137,9 +164,10 @@ def vit_rows(planes, tie, fields, refs, seeds, steps):
                     }
                 )
                 print(
-                    f"ViT seed {seed} {model_name:11s} {input_name:13s} default {fmt(summarize(metrics[0]))}"
+                    f"ViT seed {seed} {model_name:11s} {input_name:27s} default {fmt(summarize(metrics[0]))}"
                 )
-                print(f"{'':44s} LOFO    {fmt(summarize(held))}", flush=True)
+                print(f"{'':58s} bright  {fmt(summarize(metrics[2]))}")
+                print(f"{'':58s} LOFO    {fmt(summarize(held))}", flush=True)
     return out
 
 
@@ -154,8 +182,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--no-vit", action="store_true")
+    parser.add_argument(
+        "--criterion", choices=["mae", "ccc"], default="mae", help="LOFO / calibration choice rule"
+    )
+    parser.add_argument("--vit-tie", default="TIE 3/9", help="TIE channel given to the ViT rows (hp 64)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     args = parser.parse_args()
+    global CRITERION
+    CRITERION = args.criterion
 
     planes, dapi = load_isl()
     threshold = stain_threshold(dapi)
@@ -196,7 +230,7 @@ def main() -> None:
     for name, (metrics, labels) in matrices.items():
         pooled += metrics
         pooled_labels += [{"channel": name, **lab} for lab in labels]
-    chosen, held = loo_select(pooled, "mae")
+    chosen, held = loo_select(pooled, CRITERION)
     picked = sorted({json.dumps(pooled_labels[c], sort_keys=True) for c in chosen})
     print(
         f"{'ALL channels pooled':18s} LOFO        {fmt(summarize(held))}   ({len(picked)} distinct choices of {len(pooled)})"
@@ -214,9 +248,9 @@ def main() -> None:
         (f"{best['channel']} (picked post hoc)", matrices[best["channel"]][0]),
     ):
         pred = np.array([[m["pred"] for m in cand] for cand in metrics], float)
-        curve = calibration_curve(pred, ref, sizes, n_repeats=200, seed=0)
+        curve = calibration_curve(pred, ref, sizes, n_repeats=200, seed=0, criterion=CRITERION)
         print(
-            f"\nstain-calibrated learning curve, {title} (choice by count MAE on the stained fields, "
+            f"\nstain-calibrated learning curve, {title} (choice by count {CRITERION} on the stained fields (MAE with 1), "
             f"{len(metrics)} options, 200 random draws per size; r on the other fields)"
         )
         summary_curve = []

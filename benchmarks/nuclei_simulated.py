@@ -13,7 +13,9 @@ Channels: the in-focus plane p02, :func:`lcd_nuclei.defocus.defocus_contrast` of
   fields of the first replica, evaluated on all fields of the other replicas (disjoint cells,
   plates and technical effects).
 
-Pearson r (95 % CI), CCC, slope/bias against the true counts; seconds per field.
+Pearson r (95 % CI), CCC, slope/bias against the true counts; seconds per field. Also: the learning
+curve of the choice within the calibration fields (how many counted fields it needs), and the
+simulator's stain channel through :func:`lcd_nuclei.stain.nuclei_from_stain` against the truth.
 Usage: ``python benchmarks/nuclei_simulated.py /tmp/sim_demo [--calibration 150] [--max-fields N]``
 """
 
@@ -31,10 +33,11 @@ from _nuclei_common import grid
 def main() -> None:
     import pandas as pd
     import tifffile
-    from lcd_nuclei.calibrate import choose_candidate
+    from lcd_nuclei.calibrate import calibration_curve, choose_candidate
     from lcd_nuclei.classical import classical_nuclei
     from lcd_nuclei.defocus import defocus_contrast
     from lcd_nuclei.evaluate import count_agreement
+    from lcd_nuclei.stain import nuclei_from_stain, stain_threshold
     from lcd_nuclei.tie import tie_phase
     from lcd_pipeline.simulate import opera_name
 
@@ -89,10 +92,49 @@ def main() -> None:
             calib_counts.setdefault(name, []).append(
                 [classical_nuclei(ch, **o)["nuclei_count"] for o in options]
             )
+    calib_truth = calib["nuclei_count"].to_numpy(float)
     chosen = {
-        name: choose_candidate(np.array(c).T, calib["nuclei_count"].to_numpy(float), criterion="mae")
+        name: choose_candidate(np.array(c).T, calib_truth, criterion="mae")
         for name, c in calib_counts.items()
     }
+    # How many counted fields does the choice need? Learning curve within the calibration fields
+    # (choice on m of them, r on the rest), options pooled over the three channels.
+    pooled = np.concatenate([np.array(c).T for c in calib_counts.values()])
+    curve = calibration_curve(pooled, calib_truth, [1, 2, 3, 5, 10, 20], n_repeats=100, seed=0)
+    curve_summary = []
+    for m, g in curve.groupby("n_stained"):
+        r = g["pearson_r"]
+        curve_summary.append(
+            {
+                "n_stained": int(m),
+                "median_r": float(r.median()),
+                "q10_r": float(r.quantile(0.1)),
+                "p_r_ge_0.9": float((r >= 0.9).mean()),
+                "nan_r": int(r.isna().sum()),
+            }
+        )
+        print(
+            f"  calibration on {m:2d} counted fields: median r on the other {len(calib) - m} "
+            f"{r.median():.3f} (10th pct {r.quantile(0.1):.3f}), P(r >= 0.9) {(r >= 0.9).mean():.2f}"
+        )
+    # The simulator's stain channel through the size-prior reference, vs the true counts.
+    stains = [
+        tifffile.imread(
+            args.plate
+            / "truth"
+            / "stain"
+            / row.plate
+            / opera_name(row.row, row.column, row.fov, 1, 2, row.timepoint)
+        )
+        for row in calib.itertuples(index=False)
+    ]
+    threshold = stain_threshold(stains)
+    stain_counts = np.array([nuclei_from_stain(s, threshold=threshold).max() for s in stains], float)
+    stain_agree = count_agreement(stain_counts, calib_truth)
+    print(
+        f"stain reference (nuclei_from_stain, shared threshold) vs truth on the {len(calib)} calibration fields: "
+        f"r {stain_agree['pearson_r']:.3f}, bias {stain_agree['bias']:+.2f}"
+    )
     results = {}
     counts = {(name, kind): [] for name in chosen for kind in ("fixed", "chosen")}
     t0 = time.perf_counter()
@@ -126,6 +168,8 @@ def main() -> None:
                 "plate": str(args.plate),
                 "n_test": len(test),
                 "results": results,
+                "curve": curve_summary,
+                "stain_vs_truth": stain_agree,
                 "ms_per_field": seconds * 1000,
             },
             args.out,
