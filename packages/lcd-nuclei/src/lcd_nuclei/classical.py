@@ -1,0 +1,203 @@
+"""A no-ViT nuclei counter: band-pass at the nucleus scale, robust threshold, marker watershed.
+
+The baseline every learned method has to beat, and the counter for the defocus channels
+(:func:`lcd_nuclei.defocus.defocus_contrast`, :func:`lcd_nuclei.tie.tie_phase`), where a nucleus is a
+compact bump of one sign. Steps:
+
+1. Gaussian smoothing at ``diameter / 8`` (pixel noise), then a morphological top-hat
+   (``scipy.ndimage.white_tophat``) with a square of side ``2 * diameter``: whatever a square
+   larger than a nucleus fits into (cell bodies, illumination, the field's level) is removed, a
+   nucleus keeps its full contrast to its surroundings, also beside another nucleus. (A
+   difference of Gaussians at sigma ``diameter`` was tried first: the response of two touching
+   nuclei fell to 40 % of an isolated one's, since each is part of the other's surround, and cell
+   outlines passed the threshold.)
+2. Threshold, two-stage: a floor in robust standard deviations of the response (median and
+   1.4826 MAD of the field; nuclei cover a minority of a field, so these describe the rest and a
+   field without nuclei yields only specks above it), then Otsu's threshold of the pixels above the
+   floor (``threshold_method="otsu"``), which separates nuclei from the weaker band-pass response of
+   cell outlines and halos. Otsu on the whole response splits cells from background instead, and
+   splits a field in two even when it holds nothing; the floor keeps an empty field empty.
+3. Markers at local maxima of the response at least ``diameter / 2`` apart (two touching nuclei of
+   that diameter have centres one diameter apart), watershed of the negated response inside the
+   mask; mask components without a marker become one nucleus each.
+4. Size prior: objects under ``min_area_fraction`` of a disc of that diameter are dropped (specks),
+   and so are objects over ``max_area_ratio`` times the field's median area
+   (:func:`lcd_nuclei.instances.drop_large_objects`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from lcd_core import InputError
+
+from .instances import drop_large_objects, instance_stats
+
+__all__ = ["blob_response", "classical_nuclei", "split_blobs"]
+
+POLARITIES = ("bright", "dark", "auto")
+
+
+def blob_response(channel: np.ndarray, *, diameter: float = 12.0, polarity: str = "bright") -> np.ndarray:
+    """Band-pass of a channel at the nucleus scale, oriented so that nuclei are positive.
+
+    Parameters
+    ----------
+    channel
+        ``(H, W)`` image or derived channel (grey, defocus contrast, TIE phase).
+    diameter
+        Expected nucleus diameter in pixels: smoothing sigma ``diameter / 8``, top-hat square of
+        side ``2 * diameter``.
+    polarity
+        ``"bright"`` (nuclei above their surroundings), ``"dark"`` (below, e.g. stained
+        brightfield) or ``"auto"``: the sign in which the field's band-pass (difference of
+        Gaussians, sigmas ``diameter / 8`` and ``diameter``) is right-skewed (nuclei are a
+        minority of compact pixels, so their side of the distribution has the longer tail).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float64 response in robust standard deviations (median 0, MAD-scaled).
+    """
+    from scipy import ndimage as ndi
+    from scipy.stats import skew
+    from skimage.filters import difference_of_gaussians
+
+    channel = np.asarray(channel, dtype=np.float64)
+    if channel.ndim != 2:
+        raise InputError(f"channel must be 2-D (H, W), got shape {channel.shape}")
+    if not np.isfinite(channel).all():
+        raise InputError("channel contains NaN or inf")
+    if not diameter >= 2:  # also refuses NaN
+        raise InputError(f"diameter must be at least 2 pixels, got {diameter}")
+    if polarity not in POLARITIES:
+        raise InputError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+    if polarity == "auto":
+        band = difference_of_gaussians(channel, diameter / 8.0, float(diameter))
+        polarity = "dark" if skew(band, axis=None) < 0 else "bright"
+    smooth = ndi.gaussian_filter(channel, diameter / 8.0)
+    if polarity == "dark":
+        smooth = -smooth
+    response = ndi.white_tophat(smooth, size=max(3, round(2 * diameter)))
+    centre = np.median(response)
+    spread = 1.4826 * np.median(np.abs(response - centre))
+    if not spread > 0:
+        spread = float(response.std()) or 1.0  # a flat field: nothing will pass the threshold
+    return (response - centre) / spread
+
+
+def classical_nuclei(
+    channel: np.ndarray,
+    *,
+    diameter: float = 12.0,
+    polarity: str = "bright",
+    threshold: float = 6.0,
+    threshold_method: str = "otsu",
+    min_area_fraction: float = 0.2,
+    max_area_ratio: float = 4.0,
+) -> dict:
+    """Count nuclei in one channel without any model.
+
+    Parameters
+    ----------
+    channel
+        ``(H, W)`` image or derived channel.
+    diameter
+        Expected nucleus diameter in pixels (band-pass scale, marker spacing, size prior).
+    polarity
+        ``"bright"``, ``"dark"`` or ``"auto"`` (see :func:`blob_response`).
+    threshold
+        Floor, in robust standard deviations of the response: no pixel below it is nucleus.
+        The top-hat of pure noise is right-skewed; at 6 a 200-px field of shading and noise gave
+        0 objects on 3 of 3 seeds (at 3: 5-7, at 4: 0-2).
+    threshold_method
+        ``"otsu"``: Otsu's threshold of the pixels above the floor (the floor when fewer than
+        a nucleus' worth of pixels pass it); ``"mad"``: the floor alone.
+    min_area_fraction
+        Objects smaller than this fraction of a disc of ``diameter`` are dropped.
+    max_area_ratio
+        Objects larger than this times the field's median object area are dropped
+        (``math.inf`` keeps all).
+
+    Returns
+    -------
+    dict
+        ``labels`` (H, W) int32, ``response`` (H, W) float64, ``nuclei_count``,
+        ``mean_nucleus_area``, ``median_nucleus_area``, ``large_objects_dropped``.
+    """
+    from skimage.filters import threshold_otsu
+
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        raise InputError(f"threshold must be a number of robust SDs, got {threshold!r}")
+    if threshold_method not in ("otsu", "mad"):
+        raise InputError(f"threshold_method must be 'otsu' or 'mad', got {threshold_method!r}")
+    if not 0 <= min_area_fraction < 1:
+        raise InputError(f"min_area_fraction must be in [0, 1), got {min_area_fraction}")
+    response = blob_response(channel, diameter=diameter, polarity=polarity)
+    min_area = max(1, round(min_area_fraction * math.pi * (diameter / 2) ** 2))
+    level = float(threshold)
+    above = response[response > level]
+    if threshold_method == "otsu" and above.size >= min_area and np.ptp(above) > 0:
+        level = float(threshold_otsu(above))
+    labels = split_blobs(response > level, response, diameter=diameter, min_area=min_area)
+    labels, n_dropped = drop_large_objects(labels, max_area_ratio)
+    stats = instance_stats(labels)
+    return {
+        "labels": labels,
+        "response": response,
+        "nuclei_count": stats["nuclei_count"],
+        "mean_nucleus_area": stats["mean_nucleus_area"],
+        "median_nucleus_area": stats["median_nucleus_area"],
+        "large_objects_dropped": n_dropped,
+    }
+
+
+def split_blobs(mask: np.ndarray, response: np.ndarray, *, diameter: float, min_area: int) -> np.ndarray:
+    """Split a nucleus mask into instances at the maxima of a blob response.
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` bool nucleus pixels (holes are filled).
+    response
+        ``(H, W)`` map that peaks once per nucleus (a band-passed channel, a smoothed stain).
+    diameter
+        Nucleus diameter in pixels: markers are at least ``diameter / 2`` apart.
+    min_area
+        Components and final instances below this many pixels are dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` int32 labels 1..n (0 = background); a component without a marker is one
+        instance.
+    """
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    mask = ndi.binary_fill_holes(np.asarray(mask, dtype=bool))
+    mask = _keep_large(ndi.label(mask)[0], min_area) > 0
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=np.int32)
+    components, _ = ndi.label(mask)
+    peaks = peak_local_max(
+        response, min_distance=max(1, round(diameter / 2)), labels=components, exclude_border=False
+    )
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-response, markers, mask=mask).astype(np.int32)
+    orphans, _ = ndi.label(mask & (labels == 0))  # components without a marker
+    labels[orphans > 0] = orphans[orphans > 0] + labels.max()
+    return _keep_large(labels, min_area)
+
+
+def _keep_large(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Drop labels under ``min_area`` pixels and renumber the rest 1..n (int32)."""
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_area
+    keep[0] = False
+    new_ids = np.zeros(sizes.size, dtype=np.int32)
+    new_ids[keep] = np.arange(1, keep.sum() + 1)
+    return new_ids[labels]
