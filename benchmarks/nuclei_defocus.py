@@ -48,8 +48,11 @@ CRITERION = "mae"  # set by --criterion
 COUNTER_GRID = {
     "diameter": [20, 12, 16, 24],
     "polarity": ["auto", "bright", "dark"],
-    "threshold": [6.0, 4.0, 8.0, 2.0],
+    "floor": [6.0, 4.0, 8.0, 2.0],
     "threshold_method": ["otsu", "mad"],
+    # phase 1's unit (robust SDs of the field's response): the noise unit of 0.3.0 needs each derived
+    # channel's own noise realisation (lcd_nuclei.channel_noise), which these 1024² channels do not carry
+    "floor_unit": ["mad"],
 }
 
 

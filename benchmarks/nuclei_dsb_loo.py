@@ -12,7 +12,7 @@
   ``discover_field``'s ``cell_mask`` (is the ViT's foreground worth anything to the classical
   counter?), with the classical options chosen LOO.
 
-Usage: ``python benchmarks/nuclei_dsb_loo.py [--seeds 0 1 2] [--steps 600] [--no-vit]``
+Usage: ``python benchmarks/nuclei_dsb_loo.py [--seeds 0 1 2] [--steps 600] [--no-vit] [--floor-unit noise|mad]``
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from _nuclei_common import field_metrics, fmt, grid, load_dsb, loo_select, summa
 COUNTER_GRID = {
     "diameter": [16, 8, 12, 20, 24],
     "polarity": ["auto", "dark"],
-    "threshold": [6.0, 4.0, 8.0, 2.0],
+    "floor": [6.0, 4.0, 8.0, 2.0],  # --floor-unit noise: 6, 3, 10, 20 (lcd_nuclei.calibrate.FLOORS)
     "threshold_method": ["otsu", "mad"],
 }
 VIT_GRID = {"n_clusters": [4, 2, 6], "contrast_window": [5, 9], "max_area_ratio": [4.0, math.inf]}
@@ -64,8 +64,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--no-vit", action="store_true")
+    parser.add_argument(
+        "--floor-unit",
+        choices=["noise", "mad"],
+        default="noise",
+        help="noise (0.3.0 default) or mad (phase 1's tables: floors 6, 4, 8, 2 robust SDs)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    COUNTER_GRID["floor_unit"] = [args.floor_unit]
+    if args.floor_unit == "noise":
+        COUNTER_GRID["floor"] = [6.0, 3.0, 10.0, 20.0]
     cases = load_dsb()
     results = {}
 

@@ -83,8 +83,9 @@ def main() -> None:
     options = grid(
         diameter=[diameter, 0.75 * diameter, 1.5 * diameter],
         polarity=["auto", "bright", "dark"],
-        threshold=[6.0, 4.0, 8.0, 2.0],
+        floor=[6.0, 4.0, 8.0, 2.0],
         threshold_method=["otsu", "mad"],
+        floor_unit=["mad"],  # phase 1's unit; the demo's noise-unit counts are measured by `lcd demo` itself
     )
     calib_counts = {}
     for row in calib.itertuples(index=False):
@@ -141,7 +142,7 @@ def main() -> None:
     for row in test.itertuples(index=False):
         for name, ch in channel_set(planes(row)).items():
             counts[(name, "fixed")].append(
-                classical_nuclei(ch, diameter=diameter, polarity="auto")["nuclei_count"]
+                classical_nuclei(ch, diameter=diameter, polarity="auto", floor_unit="mad")["nuclei_count"]
             )
             counts[(name, "chosen")].append(classical_nuclei(ch, **options[chosen[name]])["nuclei_count"])
     seconds = (time.perf_counter() - t0) / max(len(test), 1) / 6

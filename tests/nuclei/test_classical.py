@@ -72,8 +72,8 @@ def test_bad_options():
     img = np.ones((32, 32))
     with pytest.raises(InputError, match="polarity"):
         classical_nuclei(img, polarity="up")
-    with pytest.raises(InputError, match="threshold"):
-        classical_nuclei(img, threshold="median")
+    with pytest.raises(InputError, match="floor"):
+        classical_nuclei(img, floor="median")
     with pytest.raises(InputError, match="threshold_method"):
         classical_nuclei(img, threshold_method="li")
     with pytest.raises(InputError, match="diameter"):

@@ -21,6 +21,33 @@ def test_pearson_and_fisher_ci_match_scipy():
     assert out["bias"] == pytest.approx(np.mean(pred - ref))
 
 
+def test_fisher_ci_equals_the_0_2_formula_and_its_edge_cases():
+    """count_agreement's CI is scipy's since 0.3.0; the Fisher formula of 0.2.0, written out here,
+    gives the same numbers for n > 3 and |r| < 1. The explained differences: n <= 3 gives [-1, 1]
+    (0.2.0: NaN), |r| = 1 gives [r, r] (0.2.0: NaN); constant counts still give NaN, without a warning."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    for n, confidence in ((4, 0.95), (8, 0.95), (30, 0.9), (200, 0.99)):
+        ref = rng.uniform(0, 100, n)
+        pred = ref + rng.normal(0, 20, n)
+        out = count_agreement(pred, ref, confidence=confidence)
+        r = np.corrcoef(pred, ref)[0, 1]
+        half = stats.norm.ppf(0.5 + confidence / 2) / np.sqrt(n - 3)
+        assert out["r_ci_low"] == pytest.approx(np.tanh(np.arctanh(r) - half), abs=1e-12)
+        assert out["r_ci_high"] == pytest.approx(np.tanh(np.arctanh(r) + half), abs=1e-12)
+    three = count_agreement([1.0, 3.0, 2.0], [1.0, 2.0, 3.0])
+    assert (three["r_ci_low"], three["r_ci_high"]) == (-1.0, 1.0)
+    x = np.arange(5.0)
+    perfect = count_agreement(2 * x, x)
+    assert perfect["pearson_r"] == pytest.approx(1.0)
+    assert perfect["r_ci_low"] == pytest.approx(1.0) and perfect["r_ci_high"] == pytest.approx(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flat = count_agreement(np.full(5, 3.0), x)
+    assert np.isnan(flat["pearson_r"]) and np.isnan(flat["r_ci_low"]) and np.isnan(flat["r_ci_high"])
+
+
 def test_ccc_closed_forms():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     assert count_agreement(x, x)["ccc"] == pytest.approx(1.0)

@@ -17,7 +17,9 @@ from lcd_core import InputError
 
 __all__ = [
     "CALIBRATION_FILE",
+    "calibrate_counter",
     "calibration_curve",
+    "candidate_grid",
     "choose_candidate",
     "leave_one_out_choice",
     "read_calibration",
@@ -27,6 +29,8 @@ __all__ = [
 #: Name of the file :func:`write_calibration` writes into a checkpoint folder.
 CALIBRATION_FILE = "nuclei_calibration.json"
 CRITERIA = ("mae", "ccc")
+#: Floors tried by :func:`candidate_grid`, in noise SDs (6 first: the label-free default).
+FLOORS = (6.0, 3.0, 10.0, 20.0)
 
 
 def _check(pred_counts, ref_counts) -> tuple[np.ndarray, np.ndarray]:
@@ -230,3 +234,166 @@ def read_calibration(folder) -> dict | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict):
         raise InputError(f"{path}: not a nuclei calibration (no 'params' object)")
     return doc
+
+
+def candidate_grid(params=None, *, n_planes: int = 1) -> list[dict]:
+    """The settings :func:`calibrate_counter` chooses among: the classical counter's free choices.
+
+    Channel (``tie``, ``defocus``, ``grey`` when the fields have 2 or more planes, else ``grey``) x
+    polarity (``auto``, ``dark``, ``bright``) x diameter (1, 0.75, 1.5 x ``params.diameter``) x floor
+    (:data:`FLOORS` noise SDs) x threshold method (``otsu``, ``mad``). ``params``' own values come
+    first in each list, so on a tie the calibration keeps them.
+
+    Parameters
+    ----------
+    params
+        :class:`lcd_nuclei.DiscoveryParams` the candidates start from (default: the defaults).
+    n_planes
+        Planes the channel is made from.
+
+    Returns
+    -------
+    list of dict
+        Each a dict of :class:`lcd_nuclei.DiscoveryParams` fields (``channel``, ``polarity``,
+        ``diameter``, ``floor``, ``threshold_method``).
+    """
+    import itertools
+
+    from .field import DiscoveryParams
+
+    params = params or DiscoveryParams()
+
+    def first(own, values):
+        return [own, *[v for v in values if v != own]]
+
+    d = float(params.diameter)
+    lists = {
+        "channel": first(params.channel, ("tie", "defocus", "grey") if n_planes >= 2 else ("grey",)),
+        "polarity": first(params.polarity, ("auto", "dark", "bright")),
+        "diameter": first(d, (d, 0.75 * d, 1.5 * d)),
+        "floor": first(float(params.floor), FLOORS),
+        "threshold_method": first(params.threshold_method, ("otsu", "mad")),
+    }
+    if n_planes < 2:
+        lists["channel"] = ["grey"]
+    return [dict(zip(lists, values, strict=True)) for values in itertools.product(*lists.values())]
+
+
+def calibrate_counter(
+    images,
+    stains,
+    *,
+    params=None,
+    candidates: list[dict] | None = None,
+    cell_masks=None,
+    criterion: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Choose the classical counter's settings by agreement with a nuclear stain on a few fields.
+
+    Each stained field's reference count is :func:`lcd_nuclei.nuclei_from_stain` with one threshold
+    for all of them (:func:`lcd_nuclei.stain_threshold`, so an empty field stays empty). Every
+    candidate setting counts every field (as :func:`lcd_nuclei.classical_field` does, inside the
+    cell area when ``cell_masks`` are given; each channel is computed once per field) and
+    :func:`choose_candidate` picks one.
+
+    Parameters
+    ----------
+    images
+        Sequence of ``(P, H, W)`` or ``(H, W)`` raw fields (the label-free channel's planes).
+    stains
+        Sequence of ``(H, W)`` nuclear-stain images of the same fields.
+    params
+        :class:`lcd_nuclei.DiscoveryParams` the candidates change (default: the defaults;
+        ``nuclei_step`` is set to ``"classical"``).
+    candidates
+        Settings to choose among (dicts of ``DiscoveryParams`` fields); default
+        :func:`candidate_grid`.
+    cell_masks
+        Optional sequence of ``(H, W)`` bool cell areas (the ViT's ``cell_mask``); objects whose
+        centre lies outside are not counted, as ``count_nuclei`` does with a model.
+    criterion
+        ``"ccc"`` or ``"mae"`` (:func:`choose_candidate`); default ``"ccc"``, ``"mae"`` with one field.
+    progress
+        Show a progress bar over the fields.
+
+    Returns
+    -------
+    dict
+        ``params`` (the chosen candidate's settings, for :func:`write_calibration`) and
+        ``evidence``: fields, criterion, the stain threshold, reference and chosen counts, their
+        agreement on the calibration fields (in-sample) and, from 3 fields, the leave-one-field-out
+        agreement (each field counted with the setting chosen on the others: an honest estimate).
+    """
+    from dataclasses import replace
+
+    import lcd_core
+
+    from .channels import channel_noise, nucleus_channel
+    from .classical import classical_nuclei
+    from .evaluate import count_agreement
+    from .field import DiscoveryParams, keep_inside
+    from .stain import nuclei_from_stain, stain_threshold
+
+    images, stains = list(images), [np.asarray(s, dtype=np.float64) for s in stains]
+    if not images or len(images) != len(stains):
+        raise InputError(f"need one stain image per field, got {len(images)} fields and {len(stains)} stains")
+    if cell_masks is not None:
+        cell_masks = [np.asarray(m, dtype=bool) for m in cell_masks]
+        if len(cell_masks) != len(images):
+            raise InputError(f"{len(cell_masks)} cell masks for {len(images)} fields")
+    params = replace(params or DiscoveryParams(), nuclei_step="classical")
+    n_planes = min(np.asarray(img).shape[0] if np.ndim(img) == 3 else 1 for img in images)
+    if params.channel_planes is not None:
+        n_planes = len(params.channel_planes)
+    candidates = candidates or candidate_grid(params, n_planes=n_planes)
+    criterion = criterion or ("ccc" if len(images) >= 2 else "mae")
+    threshold = stain_threshold(stains)
+    ref = np.array([nuclei_from_stain(s, threshold=threshold).max() for s in stains], dtype=np.float64)
+    settings = [replace(params, **c) for c in candidates]  # invalid candidates fail here, before any work
+    pred = np.zeros((len(settings), len(images)))
+    with lcd_core.progress(len(images), "calibrating", enabled=progress, unit="fields") as advance:
+        for j, image in enumerate(images):
+            if np.shape(image)[-2:] != stains[j].shape:
+                raise InputError(
+                    f"field {j}: image {np.shape(image)} and stain {stains[j].shape} differ in size"
+                )
+            image = np.asarray(image, dtype=np.float64)
+            channels = {}  # (channel, options) -> (channel, its noise): computed once per field
+            for i, setting in enumerate(settings):
+                options = setting.channel_options()
+                key = (setting.channel, repr(options), setting.floor_unit)
+                if key not in channels:
+                    noise = None
+                    if setting.floor_unit == "noise":
+                        noise = channel_noise(image, setting.channel, seed=setting.seed, **options)
+                    channels[key] = (nucleus_channel(image, setting.channel, **options), noise)
+                channel, noise = channels[key]
+                labels = classical_nuclei(channel, noise=noise, **setting.classical_options())["labels"]
+                if cell_masks is not None:
+                    labels, _ = keep_inside(labels, cell_masks[j])
+                pred[i, j] = labels.max()
+            advance()
+    chosen = choose_candidate(pred, ref, criterion=criterion)
+    evidence = {
+        "n_fields": len(images),
+        "criterion": criterion,
+        "n_candidates": len(settings),
+        "reference": "nuclei_from_stain with one stain_threshold for all fields",
+        "stain_threshold": threshold,
+        "reference_counts": ref.astype(int).tolist(),
+        "chosen_counts": pred[chosen].astype(int).tolist(),
+        "in_sample": _agreement(pred[chosen], ref, count_agreement),
+    }
+    if len(images) >= 3:
+        _, held = leave_one_out_choice(pred, ref, criterion=criterion)
+        evidence["leave_one_out"] = _agreement(held, ref, count_agreement)
+    return {"params": dict(candidates[chosen]), "evidence": evidence}
+
+
+def _agreement(pred: np.ndarray, ref: np.ndarray, count_agreement) -> dict:
+    """Count agreement, or the MAE alone when r is undefined (constant counts: never a made-up r)."""
+    mae = float(np.abs(pred - ref).mean())
+    if len(ref) >= 2 and pred.std() > 0 and ref.std() > 0:
+        return {**count_agreement(pred, ref), "mae": mae}
+    return {"n": len(ref), "mae": mae, "bias": float((pred - ref).mean())}

@@ -1,4 +1,4 @@
-"""``lcd-nuclei count | evaluate``: parse options, call the library.
+"""``lcd-nuclei count | calibrate | evaluate``: parse options, call the library.
 
 Built on :mod:`lcd_core.cli`: ``--version``, ``-v/-q``; bad input (an ``InputError``, a missing
 path) is one ``error:`` line and exit code 2. Nothing else is caught, so a bug keeps its traceback.
@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from lcd_core import InputError, given, handles_bad_input, make_app, show_progress, split_ints
+from lcd_core import InputError, given, handles_bad_input, make_app, optional_key, show_progress, split_ints
 
 app = make_app(
-    "nuclei", "Unsupervised nuclei counting and confluency from ViT attention.", package="lcd-nuclei"
+    "nuclei",
+    "Label-free nuclei counting and confluency from brightfield planes and ViT attention.",
+    package="lcd-nuclei",
 )
 
 
@@ -28,8 +30,11 @@ def main() -> None:
 @handles_bad_input
 def count(
     manifest: Annotated[Path, typer.Argument(help="Image manifest (lcd-embed format).")],
-    model: Annotated[str, typer.Option(help="Checkpoint folder, or timm name with --weights.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad (one row per field).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint folder, or timm name with --weights (none: classical counter alone)."),
+    ] = None,
     weights: Annotated[str | None, typer.Option(help="Weights file for a timm name.")] = None,
     planes: Annotated[
         list[str] | None,
@@ -42,14 +47,14 @@ def count(
     background_seed: Annotated[
         str | None, typer.Option(help="field (one background prototype per field) | tile (FOUND per tile)")
     ] = None,
-    nuclei_step: Annotated[str | None, typer.Option(help="kmeans | foreground")] = None,
+    nuclei_step: Annotated[str | None, typer.Option(help="classical (default) | kmeans | foreground")] = None,
     n_clusters: Annotated[
         int | None, typer.Option(help="k-means clusters of foreground patches (4).")
     ] = None,
     contrast_window: Annotated[
         int | None, typer.Option(help="Window (patches) for the surrounding cell's grey level (5).")
     ] = None,
-    polarity: Annotated[str | None, typer.Option(help="dark | bright nuclei")] = None,
+    polarity: Annotated[str | None, typer.Option(help="dark | bright | auto (classical only) nuclei")] = None,
     sigma_spatial: Annotated[float | None, typer.Option(help="Bilateral solver spatial sigma (8).")] = None,
     sigma_luma: Annotated[float | None, typer.Option(help="Bilateral solver range sigma (16).")] = None,
     lam: Annotated[float | None, typer.Option(help="Bilateral solver smoothness (64).")] = None,
@@ -60,23 +65,56 @@ def count(
         typer.Option(help="Drop instances above this x the field's median area (4; inf: keep all)."),
     ] = None,
     inhibition_out: Annotated[
-        Path | None, typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet).")
+        Path | None,
+        typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet)."),
     ] = None,
     control: Annotated[str, typer.Option(help="Control query or boolean column.")] = "compound == 'DMSO'",
     on_error: Annotated[str | None, typer.Option(help="raise | skip")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: auto).")] = None,
-    seed: Annotated[int | None, typer.Option(help="k-means seed (0).")] = None,
+    seed: Annotated[int | None, typer.Option(help="k-means and noise-draw seed (0).")] = None,
+    channel: Annotated[str | None, typer.Option(help="classical: grey | defocus | tie (grey).")] = None,
+    channel_planes: Annotated[
+        list[str] | None, typer.Option(help="classical: planes of the channel, e.g. 0,1,2 (all).")
+    ] = None,
+    defocus: Annotated[
+        list[str] | None, typer.Option(help="classical: z of each channel plane, e.g. -3.6,0,3.6.")
+    ] = None,
+    highpass: Annotated[float | None, typer.Option(help="tie: high-pass length, px (4 x diameter).")] = None,
+    diameter: Annotated[float | None, typer.Option(help="classical: nucleus diameter, px (12).")] = None,
+    floor: Annotated[float | None, typer.Option(help="classical: floor in noise SDs (6).")] = None,
+    threshold_method: Annotated[str | None, typer.Option(help="classical: otsu | mad (otsu).")] = None,
+    floor_unit: Annotated[str | None, typer.Option(help="classical: noise | mad (noise).")] = None,
+    inside_cells: Annotated[
+        bool | None,
+        typer.Option(
+            "--inside-cells/--anywhere", help="classical with a model: only objects in the cell area."
+        ),
+    ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            help="nuclei_calibration.json or its folder; none: ignore the checkpoint's (default: use it)."
+        ),
+    ] = None,
 ) -> None:
     """Count nuclei and measure confluency per field of view."""
     from lcd_core import write_table
     from lcd_metrics import inhibition
 
     from .count import count_nuclei
-    from .field import DiscoveryParams
 
     if out.suffix.lower() not in (".h5ad", ".zarr"):
         raise InputError(f"--out {out}: use a .h5ad or .zarr file name")
-    params = DiscoveryParams(
+    params = _params(
+        channel=channel,
+        channel_planes=channel_planes,
+        defocus=defocus,
+        highpass=highpass,
+        diameter=diameter,
+        floor=floor,
+        threshold_method=threshold_method,
+        floor_unit=floor_unit,
+        inside_cells=inside_cells,
         **given(
             tile_size=tile_size,
             tau=tau,
@@ -92,7 +130,7 @@ def count(
             min_distance=min_distance,
             max_area_ratio=max_area_ratio,
             seed=seed,
-        )
+        ),
     )
     adata = count_nuclei(
         manifest,
@@ -103,7 +141,11 @@ def count(
         overlays_dir=overlays_dir,
         progress=show_progress(),
         **given(
-            weights=weights, planes=split_ints(planes, option="--planes"), on_error=on_error, device=device
+            weights=weights,
+            planes=split_ints(planes, option="--planes"),
+            on_error=on_error,
+            device=device,
+            calibration=_calibration(calibration),
         ),
     )
     if inhibition_out is not None:
@@ -111,6 +153,106 @@ def count(
         table = inhibition(adata, measurement_keys=keys, well_key="well", control=control)
         write_table(table, inhibition_out)
     typer.echo(f"{adata.n_obs} fields, {int(adata.obs['nuclei_count'].sum())} nuclei -> {out}")
+
+
+def _calibration(value: str | None):
+    """``--calibration``: not given -> the API default ("auto"); ``none`` -> ``{}`` (no calibration)."""
+    if value is None:
+        return None
+    return {} if optional_key(value) is None else value
+
+
+def _params(*, channel_planes=None, defocus=None, **options) -> dict:
+    """The given discovery options as a dict (a calibration's settings stay under the given ones)."""
+    from lcd_core import split_list
+
+    params = given(**options)
+    planes = split_ints(channel_planes, option="--channel-planes")
+    if planes is not None:
+        params["channel_planes"] = planes
+    values = split_list(defocus)
+    if values is not None:
+        try:
+            params["defocus"] = [float(v) for v in values]
+        except ValueError:
+            raise InputError(
+                f"--defocus: expected numbers separated by commas, got {','.join(values)!r}"
+            ) from None
+    return params
+
+
+@app.command()
+@handles_bad_input
+def calibrate(
+    manifest: Annotated[Path, typer.Argument(help="Image manifest (lcd-embed format).")],
+    stain_key: Annotated[
+        str, typer.Option(help="Manifest column with each stained field's nuclear-stain image.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint folder (count inside its cell area; the choice is written there)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for nuclei_calibration.json (default: --model)."),
+    ] = None,
+    rows: Annotated[
+        list[str] | None, typer.Option(help="Manifest rows to use (default: every stained row).")
+    ] = None,
+    criterion: Annotated[
+        str | None, typer.Option(help="ccc | mae (default: ccc; mae for one field).")
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help="Weights file for a timm name.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: auto).")] = None,
+    channel_planes: Annotated[
+        list[str] | None, typer.Option(help="Planes of the channel, e.g. 0,1,2 (all).")
+    ] = None,
+    defocus: Annotated[
+        list[str] | None, typer.Option(help="z of each channel plane, e.g. -3.6,0,3.6.")
+    ] = None,
+    diameter: Annotated[
+        float | None, typer.Option(help="Nucleus diameter, px (12); x0.75 and x1.5 are tried too.")
+    ] = None,
+    inside_cells: Annotated[
+        bool | None,
+        typer.Option("--inside-cells/--anywhere", help="With --model: only objects in the cell area."),
+    ] = None,
+) -> None:
+    """Choose the classical counter's settings on fields with a nuclear stain; `count` applies them."""
+    from .count import calibrate_nuclei
+
+    if out is None and model is None:
+        raise InputError(
+            "give --model (a checkpoint folder) or --out FOLDER: where to write nuclei_calibration.json"
+        )
+    result = calibrate_nuclei(
+        manifest,
+        model,
+        stain_key=stain_key,
+        params=_params(
+            channel_planes=channel_planes, defocus=defocus, diameter=diameter, inside_cells=inside_cells
+        ),
+        out=out,
+        progress=show_progress(),
+        **given(rows=split_ints(rows, option="--rows"), criterion=criterion, weights=weights, device=device),
+    )
+    if result["file"] is None:
+        raise InputError(f"--model {model} is not a folder: give --out FOLDER for nuclei_calibration.json")
+    evidence = result["evidence"]
+    held = evidence.get("leave_one_out", {})
+    typer.echo(
+        json.dumps(
+            {
+                "params": result["params"],
+                "fields": evidence["n_fields"],
+                "criterion": evidence["criterion"],
+                "leave_one_out_r": held.get("pearson_r"),
+                "leave_one_out_mae": held.get("mae"),
+                "file": result["file"],
+            },
+            indent=2,
+        )
+    )
 
 
 def _read_labels(path: Path):

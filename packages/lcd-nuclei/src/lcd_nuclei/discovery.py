@@ -141,29 +141,43 @@ def field_prototype(seed_feats: np.ndarray) -> np.ndarray:
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> np.ndarray:
-    """Lloyd's k-means with k-means++ initialization; returns labels (n,). Deterministic for a seed."""
+    """k-means labels (n,) of the rows of ``x``: scikit-learn's ``KMeans`` (Lloyd, k-means++, one init).
+
+    Deterministic for a seed. Until 0.3.0 this was a hand-written Lloyd loop with plain k-means++;
+    scikit-learn's greedy k-means++ (2 + ln k candidates per centre) reaches the same partition on
+    separated clusters and an equal or lower inertia on average (tests/nuclei/test_discovery.py),
+    and its compiled Lloyd steps are faster. With fewer rows than clusters every row is cluster 0.
+
+    Parameters
+    ----------
+    x
+        ``(n, D)`` rows to cluster.
+    k
+        Number of clusters.
+    seed
+        ``random_state`` of the initialization.
+    iterations
+        Largest number of Lloyd iterations.
+    """
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n < k:
-        return np.zeros(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(n)]]
-    d2 = ((x - centres[0]) ** 2).sum(1)  # squared distance to the nearest centre so far, O(n D) memory
-    for _ in range(1, k):
-        centres.append(x[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(n)])
-        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
-    centres = np.array(centres)
-    labels = np.zeros(n, dtype=np.int64)
-    for it in range(iterations):
-        d2 = (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None]
-        new = d2.argmin(1)
-        if it and np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            if (labels == j).any():
-                centres[j] = x[labels == j].mean(0)
-    return labels
+    if len(x) < k:
+        return np.zeros(len(x), dtype=np.int64)
+    model = KMeans(
+        n_clusters=int(k),
+        init="k-means++",
+        n_init=1,
+        max_iter=int(iterations),
+        random_state=seed,
+        algorithm="lloyd",
+    )
+    with warnings.catch_warnings():  # fewer distinct rows than clusters: some clusters stay empty, as before
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit_predict(x).astype(np.int64)
 
 
 def nucleus_patches(
