@@ -19,7 +19,7 @@ A config is a plain mapping; every section is optional except one input. Example
     metrics: {n_draws: 1000, threshold: 0.8}
     moa: {n_folds: 5}
     attention: {n_fields: 2}
-    nuclei: {fields_per_well: null}  # null: every field is counted
+    nuclei: {fields_per_well: null}  # null: every field is counted; other keys: lcd_nuclei.DiscoveryParams
 
 Every key of every section is checked against the function (or dataclass) it feeds before any stage
 runs (:func:`validate`): a typo or a wrong type is one line naming ``section.key``.
@@ -231,6 +231,7 @@ def _section_targets() -> dict[str, list[tuple[Callable | type, tuple[str, ...]]
     from lcd_embed import embed
     from lcd_metrics import map_es
     from lcd_moa import MoASpec, ProbeSpec, cross_validate
+    from lcd_nuclei import DiscoveryParams
     from lcd_ssl import TrainConfig
 
     data_keys = (
@@ -253,6 +254,7 @@ def _section_targets() -> dict[str, list[tuple[Callable | type, tuple[str, ...]]
             (MoASpec, ("control", "features", "layer", "use_rep")),
             (ProbeSpec, ()),
         ],
+        "nuclei": [(DiscoveryParams, ())],
     }
 
 
@@ -261,7 +263,7 @@ PIPELINE_OPTIONS: dict[str, dict[str, Any]] = {
     "ssl": {"steps": int | None},
     "norm": {"methods": list[str], "use": str, "null_size": int},
     "attention": {"n_fields": int},
-    "nuclei": {"fields_per_well": int | None},
+    "nuclei": {"fields_per_well": int | None, "use_vit": bool},
 }
 
 
@@ -343,11 +345,31 @@ def demo_config(results: str | Path = "lcd-demo", *, seed: int = 0, **simulate: 
     dict
         The resolved config.
     """
+    from .simulate import preset_config
+
     return resolve(
         {
             "results": str(results),
             "seed": seed,
             "preset": "quick",
             "input": {"simulate": {"preset": "demo", "seed": seed, **simulate}},
+            "nuclei": demo_nuclei(preset_config("demo", seed=seed, **simulate).cell_radius),
         }
     )
+
+
+def demo_nuclei(cell_radius: float) -> dict[str, Any]:
+    """The demo's nuclei options: the classical counter on the TIE phase of the 3 planes, no ViT.
+
+    Label-free settings (lcd-nuclei README "Quality", simulated plate): the nucleus diameter a user
+    knows from the optics (the simulator draws nuclei of radius 0.45 x the cell radius), polarity
+    ``auto`` (the simulator's z direction is opposite to the physical one), the counter's floor of 6
+    noise SDs; no stain calibration. The 96-px fields are too small for patch-level ViT discovery, so
+    the ViT is not used (no cell area: confluency is not measured).
+
+    Parameters
+    ----------
+    cell_radius
+        The simulation's ``cell_radius`` (pixels).
+    """
+    return {"use_vit": False, "channel": "tie", "polarity": "auto", "diameter": round(0.9 * cell_radius, 3)}

@@ -381,23 +381,28 @@ def nuclei_rows(man: pd.DataFrame, fields_per_well: int | None) -> np.ndarray:
 
 
 def _nuclei(ctx: Context) -> None:
-    """Count nuclei with lcd-nuclei on every field (or ``nuclei.fields_per_well`` per well): the label-free
-    counts the cell-count baseline uses. A manifest's own ``nuclei_count`` (the simulator's truth) is
-    kept as ``reference_nuclei_count`` for the report's agreement plot only.
+    """Count nuclei with lcd-nuclei on every field (or ``nuclei.fields_per_well`` per well).
+
+    These label-free counts feed the cell-count baseline. The section's other keys are
+    :class:`lcd_nuclei.DiscoveryParams` options; ``use_vit: false`` counts with the classical counter
+    alone (no cell area, no confluency).
     """
     from lcd_core import show_progress
     from lcd_nuclei import count_nuclei
 
+    opts = dict(ctx.cfg["nuclei"])
     man = pd.read_parquet(ctx.path("manifest.parquet"))
-    rows = nuclei_rows(man, ctx.cfg["nuclei"].get("fields_per_well"))
+    rows = nuclei_rows(man, opts.pop("fields_per_well", None))
+    model = str(ctx.model_dir) if opts.pop("use_vit", True) else None
     sub = man.iloc[rows].rename(columns={COUNT_KEY: f"measured_{COUNT_KEY}"}).reset_index(drop=True)
     shown = np.unique(np.linspace(0, len(sub) - 1, min(N_OVERLAYS, len(sub))).round().astype(int))
     with ctx.atomic("nuclei") as tmp:
         tmp.mkdir()
-        counts = count_nuclei(sub, str(ctx.model_dir), progress=show_progress())
+        counts = count_nuclei(sub, model, params=opts, progress=show_progress())
         count_nuclei(
             sub.iloc[shown].reset_index(drop=True),
-            str(ctx.model_dir),
+            model,
+            params=opts,
             overlays_dir=tmp / "overlays",
             progress=False,
         )

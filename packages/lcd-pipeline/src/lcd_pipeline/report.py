@@ -191,23 +191,57 @@ def _nuclei(root: Path) -> str:
         return _missing("the nuclei stage did not run (it needs images and a model)")
     import anndata as ad
 
-    obs = ad.read_h5ad(path).obs
+    adata = ad.read_h5ad(path)
+    obs = adata.obs
+    params = adata.uns.get("lcd_nuclei", {}).get("params", {})
+    step = params.get("nuclei_step", "kmeans")
+    how = (
+        f"the classical counter on the {params.get('channel', 'grey')} channel"
+        + (" inside the ViT's cell area" if "confluency" in obs else " (no ViT; confluency not measured)")
+        if step == "classical"
+        else "attention-based discovery"
+    )
     keep = [c for c in ("plate", "well", "fov", "timepoint", "compound", "dose") if c in obs]
-    cols = [*keep, "nuclei_count", "confluency", "reference_nuclei_count"]
+    cols = [*keep, "nuclei_count", "confluency", "measured_nuclei_count"]
     parts = [
-        "<p>Nuclei counted by lcd-nuclei (attention-based discovery, no labels) on a sample of fields.</p>",
-        _table(obs[[c for c in cols if c in obs]].reset_index(drop=True)),
+        f"<p>Nuclei counted by lcd-nuclei ({html.escape(how)}, no labels) on {len(obs)} fields.</p>",
+        _table(obs[[c for c in cols if c in obs]].head(12).reset_index(drop=True)),
     ]
-    ref = obs.get("reference_nuclei_count")
-    if ref is not None and ref.notna().all() and len(obs) >= 2:
-        from lcd_nuclei import count_agreement
+    truth = root / "plate" / "truth" / "fields.parquet"
+    reference, label = None, ""
+    if truth.exists():
+        from .truth import nuclei_vs_truth
 
-        agree = count_agreement(obs["nuclei_count"].to_numpy(float), ref.to_numpy(float))
-        parts.append("<p>Agreement with the reference (simulated true) counts:</p>")
-        parts.append(_table(pd.DataFrame([agree])))
+        joined = nuclei_vs_truth(obs, pd.read_parquet(truth))
+        reference, label = joined["true_nuclei_count"].to_numpy(float), "simulated true count"
+    elif "measured_nuclei_count" in obs and obs["measured_nuclei_count"].notna().all():
+        reference, label = obs["measured_nuclei_count"].to_numpy(float), "measured count (manifest)"
+    if reference is not None and len(obs) >= 2:
+        parts.append(_count_scatter(obs["nuclei_count"].to_numpy(float), reference, label))
     for png in sorted((root / "nuclei" / "overlays").glob("*.png"))[:4]:
         parts.append(_img(png, f"nuclei overlay {png.stem}"))
     return "".join(parts)
+
+
+def _count_scatter(counted: np.ndarray, reference: np.ndarray, label: str) -> str:
+    """Agreement table and scatter of counted vs reference nuclei per field (the paper's Fig. 5B)."""
+    from lcd_nuclei import count_agreement
+
+    agree = count_agreement(counted, reference)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.scatter(reference, counted, s=6, alpha=0.4)
+    top = float(max(reference.max(), counted.max(), 1))
+    ax.plot([0, top], [0, top], color="grey", ls=":", label="identity")
+    ax.set_xlabel(label)
+    ax.set_ylabel("counted nuclei")
+    ax.set_title(f"r = {agree['pearson_r']:.3f}, CCC = {agree['ccc']:.3f}, n = {agree['n']}", fontsize=9)
+    ax.legend(fontsize=7)
+    return (
+        f"<p>Agreement with the {html.escape(label)} per field:</p>"
+        + _table(pd.DataFrame([agree]))
+        + _fig(fig, f"counted vs {label}")
+    )
 
 
 def _truth(root: Path) -> str:
