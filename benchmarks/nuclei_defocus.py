@@ -147,10 +147,10 @@ def vit_rows(planes, tie, fields, refs, seeds, steps):
             for input_name, image, guide in variants:
                 metrics, labels = [], []
                 for opts in grid(polarity=["dark", "bright"], n_clusters=[4, 2]):
-                    params = DiscoveryParams(**opts, refine=guide is None)
+                    params = DiscoveryParams(nuclei_step="kmeans", **opts, refine=guide is None)
                     preds = []
                     for f in fields:
-                        res = discover_field(image[f].astype(np.float32), model, cfg, params)
+                        res = discover_field(image[f].astype(np.float32), model, cfg, params=params)
                         preds.append(res["labels"] if guide is None else guided(res, guide[f], params))
                     metrics.append([field_metrics(p, r) for p, r in zip(preds, refs, strict=True)])
                     labels.append(opts)

@@ -106,7 +106,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 vit_opts = grid(**VIT_GRID)
                 outs = [
-                    [discover_field(img, model, cfg, DiscoveryParams(**o)) for _, img, _ in cases]
+                    [
+                        discover_field(img, model, cfg, params=DiscoveryParams(nuclei_step="kmeans", **o))
+                        for _, img, _ in cases
+                    ]
                     for o in vit_opts
                 ]
                 vm = [

@@ -103,11 +103,12 @@ def main() -> None:
         for i in range(n)
         for j in range(n)
     ]
-    variants = {
-        "default": {},
+    variants = {  # the ViT discovery (0.2.0's default step; 0.3.0's default is the classical counter)
+        "default": {"nuclei_step": "kmeans"},
         # 0.1.0's discovery, except that the cluster is named by contrast to the surrounding cell
         # rather than to the background level (with 2 clusters the choice came out the same)
         "tile seed, 2-means, no size prior": {
+            "nuclei_step": "kmeans",
             "background_seed": "tile",
             "n_clusters": 2,
             "max_area_ratio": math.inf,
