@@ -29,9 +29,11 @@ class LcdGroup(TyperGroup):
         return self._mounted
 
     def list_commands(self, ctx) -> list[str]:
+        """Own commands, then the mounted packages'."""
         return [*super().list_commands(ctx), *self._plugins()]
 
     def get_command(self, ctx, cmd_name: str):
+        """An own command, else a mounted package's app (loaded on use)."""
         return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
 
 
@@ -39,13 +41,30 @@ app = typer.Typer(
     cls=LcdGroup,
     help="LCD: live-cell brightfield profiling from images to activity, MoA and a report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"lcd-pipeline {version('lcd-pipeline')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    show_version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More messages (-vv: debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")] = False,
+) -> None:
     """LCD: live-cell brightfield profiling from images to activity, MoA and a report."""
+    from lcd_core import set_verbosity
+
+    set_verbosity(-1 if quiet else verbose)
 
 
 def _fail(message: str) -> None:

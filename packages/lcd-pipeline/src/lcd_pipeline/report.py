@@ -250,8 +250,9 @@ def _truth(root: Path) -> str:
 
 
 def _all_doses_method(pred: pd.DataFrame) -> str:
-    """The probe that has seen every dose: the last incremental step (not the last row, which is a
-    single-dose probe).
+    """The probe that has seen every dose.
+
+    That is the last incremental step, not the last row (a single-dose probe).
     """
     incremental = pred[pred["kind"] == "incremental"]
     if incremental.empty:

@@ -108,13 +108,16 @@ class SimulationConfig:
             raise ValueError("invalid simulation config: " + "; ".join(problems))
 
     def n_compounds(self) -> int:
+        """Compounds in the design (MoA members and inert ones)."""
         return len(self.moas) * self.compounds_per_moa + self.n_inert
 
     def wells_per_plate(self) -> int:
+        """Wells one plate needs: its share of compounds x doses, plus the controls."""
         per_plate = -(-self.n_compounds() // self.plates_per_replica)
         return per_plate * len(self.doses) + self.n_dmso
 
     def to_dict(self) -> dict:
+        """Plain JSON-able values (tuples as lists)."""
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
@@ -278,8 +281,9 @@ def batch_effects(cfg: SimulationConfig, layout: pd.DataFrame, rng: np.random.Ge
 
 
 def fov_shading(cfg: SimulationConfig) -> np.ndarray:
-    """Per-FOV illumination tilt (meniscus shading): fields at different positions in the well get
-    different gradients, the same on every plate. Shape (fovs, 2): (gy, gx).
+    """Per-FOV illumination tilt (meniscus shading), shape (fovs, 2): (gy, gx).
+
+    Fields at different positions in the well get different gradients, the same on every plate.
     """
     angles = 2 * np.pi * np.arange(cfg.fovs_per_well) / max(cfg.fovs_per_well, 1)
     return cfg.fov_effect * 0.1 * np.stack([np.sin(angles), np.cos(angles)], axis=1)

@@ -59,14 +59,17 @@ class SimulatedPlate:
 
     @property
     def image_dirs(self) -> list[Path]:
+        """One image folder per plate."""
         return sorted(p for p in (self.root / "images").iterdir() if p.is_dir())
 
     @property
     def plate_map(self) -> Path:
+        """The plate map (CSV)."""
         return self.root / "platemap.csv"
 
     @property
     def stain_dirs(self) -> list[Path]:
+        """One nuclear-stain reference folder per plate."""
         return sorted(p for p in (self.root / "truth" / "stain").iterdir() if p.is_dir())
 
     def truth(self, name: str) -> pd.DataFrame:
@@ -74,6 +77,7 @@ class SimulatedPlate:
         return pd.read_parquet(self.root / "truth" / f"{name}.parquet")
 
     def config(self) -> SimulationConfig:
+        """The simulation's design (from ``simulation.json``)."""
         d = json.loads((self.root / "simulation.json").read_text())
         return SimulationConfig(**d)
 
@@ -108,8 +112,10 @@ def field_table(
 
 
 def render_batch(cfg: SimulationConfig, batch: pd.DataFrame) -> dict:
-    """Render a batch of fields; each field draws from its own Generator keyed by its identity, so
-    the pixels do not depend on batch size or order.
+    """Render a batch of fields.
+
+    Each field draws from its own Generator keyed by its identity, so the pixels do not depend on batch
+    size or order.
     """
     size = cfg.image_size
     cols: dict[str, list] = {k: [] for k in Cells.__dataclass_fields__}
