@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError
 
 from .design import (
     PHENOTYPES,
@@ -198,7 +199,7 @@ def simulate_plate(
     cfg = config or SimulationConfig()
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
+        raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
