@@ -8,16 +8,29 @@ decreasing similarity and, on equal similarity, positives rank ahead of negative
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 #: Soft cap on the size (in float64 elements) of one block of similarities.
 BLOCK_ELEMENTS = 1 << 22
 #: above this many positives per query the negatives are sorted instead of compared one by one
 _CUBE_MAX_POS = 16
+#: Similarities this close count as one value when deciding that a whole ranked list is a tie. Far
+#: above the rounding of a float64 cosine (~1e-16 per unit); identical profiles give equal values up to
+#: the order in which a matrix product summed them.
+TIE_TOL = 1e-12
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Return a float64 copy of `x` with unit-norm rows (callers refuse zero-norm rows beforehand)."""
+    """Return a float64 copy of `x` with unit-norm rows (callers refuse zero rows beforehand).
+
+    Rows are first divided by their largest absolute value, so squaring cannot overflow (a row
+    holding 1e300 became a zero vector when its squared norm was inf) or underflow to a zero norm
+    (1e-200); cosine similarity does not depend on a row's scale.
+    """
     out = np.array(x, dtype=np.float64, copy=True)
+    scale = np.abs(out).max(axis=1, initial=0.0)
+    scale[scale == 0] = 1.0  # a zero row stays zero (and is refused by the caller)
+    out /= scale[:, None]
     out /= np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     return out
 
@@ -38,6 +51,28 @@ def ap_from_ranked_labels(labels: np.ndarray) -> float:
         return float("nan")
     ranks = np.flatnonzero(labels) + 1
     return float(np.mean(np.arange(1, n_pos + 1) / ranks))
+
+
+def all_tied(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Rows whose positives and negatives all have the same similarity (within :data:`TIE_TOL`).
+
+    The ranking of such a list is arbitrary (identical profiles): copairs' tie rule puts every positive
+    first and reports AP = 1, which is a confident number for no information. Callers record these
+    rows as not computed instead. Padding as in :func:`ap_from_similarities`.
+
+    Parameters
+    ----------
+    pos
+        ``(n_queries, k)`` positive similarities, NaN padded.
+    neg
+        ``(n_queries, m)`` negative similarities, ``-inf`` padded.
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    vp, vn = ~np.isnan(pos), np.isfinite(neg)
+    hi = np.maximum(np.where(vp, pos, -np.inf).max(axis=1), np.where(vn, neg, -np.inf).max(axis=1))
+    lo = np.minimum(np.where(vp, pos, np.inf).min(axis=1), np.where(vn, neg, np.inf).min(axis=1))
+    return vp.any(axis=1) & vn.any(axis=1) & (hi - lo <= TIE_TOL)
 
 
 def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -132,20 +167,15 @@ def null_ap(n_pos: int, n_total: int, size: int, rng: np.random.Generator) -> np
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted."""
+    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted.
+
+    scipy's :func:`scipy.stats.false_discovery_control` on the finite entries (it refuses NaN).
+    """
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return q
-    pv = p[ok]
-    order = np.argsort(pv)
-    scaled = pv[order] * m / np.arange(1, m + 1)
-    scaled = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(scaled, 1.0)
-    q[ok] = out
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method="bh")
     return q
 
 
