@@ -17,29 +17,6 @@ import pandas as pd
 import pytest
 
 N_CTRL = 32
-LOW = (0.156, 0.625, 2.5)
-
-
-def paper_layout(n_compounds=3, d=16, seed=0, effect=0.9):
-    """Rows: (compound, dose, timepoint, replica, plate); features with a per-plate offset."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for rep, doses in (("R1", (10.0,)), ("R2", (10.0,)), ("R3", LOW)):
-        for layout in ("A", "B"):
-            plate = f"{rep}-{layout}"
-            rows += [("DMSO", 0.0, "24h", rep, plate)] * N_CTRL
-            for c in range(n_compounds):
-                for dose in doses:
-                    per_plate = 2 if dose == 10.0 else 3
-                    rows += [(f"cmp{c}", dose, "24h", rep, plate)] * per_plate
-    obs = pd.DataFrame(rows, columns=["compound", "dose", "timepoint", "replica", "plate"])
-    X = rng.normal(size=(len(obs), d))
-    plate_offset = {p: rng.normal(scale=0.7, size=d) for p in obs["plate"].unique()}
-    X += np.stack([plate_offset[p] for p in obs["plate"]])
-    signature = rng.normal(size=d)
-    X[(obs["compound"] == "cmp0").to_numpy()] += effect * signature
-    obs.index = [f"w{i}" for i in range(len(obs))]
-    return obs, X
 
 
 def frame(obs, X):
@@ -123,8 +100,8 @@ def oracle_null_mean(obs, X, rule, replica, n_pos, n_neg, n_draws, seed):
 
 
 @pytest.fixture(scope="module")
-def paper():
-    obs, X = paper_layout()
+def paper(make_paper):
+    obs, X = make_paper()
     res, samples = lm.map_es(frame(obs, X), features="^f", n_draws=3000, seed=3, return_samples=True)
     return obs, X, res, samples
 
@@ -179,8 +156,8 @@ def test_nulls_follow_the_rule(paper):
     np.testing.assert_allclose(res.loc[low, "null_mean"], r3.mean())
 
 
-def test_repeated_plate_names_are_refused_or_scoped_by_replica():
-    obs, X = paper_layout(n_compounds=2)
+def test_repeated_plate_names_are_refused_or_scoped_by_replica(make_paper):
+    obs, X = make_paper(n_compounds=2)
     renamed = obs.assign(plate=obs["plate"].str.split("-").str[1])  # "A"/"B" in every replica
     with pytest.raises(lm.InputError) as exc:
         lm.map_es(frame(renamed, X), features="^f", n_draws=50)
@@ -195,8 +172,8 @@ def test_repeated_plate_names_are_refused_or_scoped_by_replica():
         lm.map_es(frame(obs, X), features="^f", plate_scope="plate")
 
 
-def test_row_order_does_not_change_any_result():
-    obs, X = paper_layout(n_compounds=2, seed=4)
+def test_row_order_does_not_change_any_result(make_paper):
+    obs, X = make_paper(n_compounds=2, seed=4)
     df = frame(obs, X)
     # exact duplicates (a control measured twice) must not make the order matter either
     df = pd.concat([df, df.iloc[[0, 1]].set_axis(["dup0", "dup1"])])
@@ -214,8 +191,8 @@ def test_row_order_does_not_change_any_result():
     pd.testing.assert_frame_equal(a, c)
 
 
-def test_a_group_does_not_depend_on_other_groups():
-    obs, X = paper_layout(n_compounds=3, seed=6)
+def test_a_group_does_not_depend_on_other_groups(make_paper):
+    obs, X = make_paper(n_compounds=3, seed=6)
     df = frame(obs, X)
     full = lm.map_es(df, features="^f", n_draws=300, seed=2)
     without = lm.map_es(df[df["compound"] != "cmp1"], features="^f", n_draws=300, seed=2)
@@ -223,8 +200,8 @@ def test_a_group_does_not_depend_on_other_groups():
     pd.testing.assert_frame_equal(full[keep].reset_index(drop=True), without)
 
 
-def test_memory_is_flat_in_the_number_of_draws():
-    obs, X = paper_layout(n_compounds=1, d=8)
+def test_memory_is_flat_in_the_number_of_draws(make_paper):
+    obs, X = make_paper(n_compounds=1, d=8)
     df = frame(obs, X)
     peaks = []
     for n_draws in (5_000, 50_000):
@@ -263,11 +240,11 @@ def test_design_report_before_draws(paper):
     )
 
 
-def test_design_report_in_uns(tmp_path):
+def test_design_report_in_uns(tmp_path, make_paper):
     ad = pytest.importorskip("anndata")
     from lcd_core import read_h5ad, write_h5ad
 
-    obs, X = paper_layout(n_compounds=2)
+    obs, X = make_paper(n_compounds=2)
     adata = ad.AnnData(X=X, obs=obs)
     before = adata.copy()
     out = lm.map_es_design(adata, key_added="map_es_design", copy=True)

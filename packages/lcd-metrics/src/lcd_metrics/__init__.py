@@ -17,7 +17,7 @@ from .mean_ap import average_precision, mean_average_precision
 from .plotting import plot_ap_distributions, plot_sensitivity
 from .sensitivity import sensitivity
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "InputError",
