@@ -15,6 +15,7 @@ from .inhibition import inhibition
 from .map_es import map_es
 from .mean_ap import average_precision, mean_average_precision
 from .plotting import plot_ap_distributions, plot_sensitivity
+from .power import design_power
 from .sensitivity import sensitivity
 
 __version__ = "0.3.0"
@@ -23,6 +24,7 @@ __all__ = [
     "InputError",
     "average_precision",
     "cell_count_activity",
+    "design_power",
     "inhibition",
     "map_es",
     "map_es_design",

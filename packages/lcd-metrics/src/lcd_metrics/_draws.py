@@ -61,7 +61,8 @@ def sample_k(rng: np.random.Generator, n: np.ndarray, k: int) -> tuple[np.ndarra
             np.argpartition(keys, k_eff - 1, axis=1)[:, :k_eff] if k_eff < width else np.argsort(keys, axis=1)
         )
         idx[:, :k_eff] = part
-        valid[:, :k_eff] = np.take_along_axis(keys, part, axis=1) < np.inf
+        # ineligible columns (index >= n) have key inf: one is among the k smallest only when n < k
+        valid[:, :k_eff] = part < n[:, None]
         idx[~valid] = 0
         return idx, valid
     full = n >= k

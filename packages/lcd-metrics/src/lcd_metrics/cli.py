@@ -30,6 +30,7 @@ from lcd_core import (
     make_app,
     optional_key,
     show_progress,
+    split_ints,
     split_list,
     write_table,
 )
@@ -237,6 +238,75 @@ def _design_text(report, summary) -> str:
         shown = bad[[*keys, "status", "reason"]].head(20)
         lines += [f"{len(bad)} rows will not be ok (first {len(shown)}):", shown.to_string(index=False)]
     return "\n".join(lines)
+
+
+@app.command("power")
+@handles_bad_input
+def power_cmd(
+    input: Input,
+    out: Out,
+    replica_key: Key = None,
+    plate_key: Key = None,
+    timepoint_key: OptionalKey = None,
+    control: Control = None,
+    plate_scope: PlateScope = None,
+    n_pos: Annotated[
+        list[str] | None, typer.Option(help="Positives per draw to compare, e.g. 1,2,3,5.")
+    ] = None,
+    n_neg: Annotated[
+        list[str] | None, typer.Option(help="Negatives per draw to compare, e.g. 8,16,31.")
+    ] = None,
+    n_draws: Annotated[list[str] | None, typer.Option(help="Draws to compare, e.g. 100,1000.")] = None,
+    effect: Annotated[
+        list[str] | None,
+        typer.Option(help="Effects in units of control noise, e.g. 0,0.5,1 (0: false positives)."),
+    ] = None,
+    n_sim: Annotated[int | None, typer.Option(help="Simulated compounds per cell of the grid.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="mAP-ES threshold for 'active'.")] = None,
+    seed: Seed = None,
+    features: Features = None,
+    layer: Layer = None,
+    use_rep: UseRep = None,
+) -> None:
+    """mAP-ES power per design (n_pos × n_neg × n_draws) and effect, by resampling the controls."""
+    from .power import design_power
+
+    check_output_path(out)
+    table = design_power(
+        input,
+        progress=show_progress(),
+        **given_keys(timepoint_key=timepoint_key),
+        **given(
+            replica_key=replica_key,
+            plate_key=plate_key,
+            control=control,
+            plate_scope=plate_scope,
+            n_pos=split_ints(n_pos, option="--n-pos"),
+            n_neg=split_ints(n_neg, option="--n-neg"),
+            n_draws=split_ints(n_draws, option="--n-draws"),
+            effect=_split_floats(effect),
+            n_sim=n_sim,
+            threshold=threshold,
+            seed=seed,
+            features=features,
+            layer=layer,
+            use_rep=use_rep,
+        ),
+    )
+    write_table(table, out)
+    typer.echo(table.to_string(index=False, max_rows=40))
+    typer.echo(f"{len(table)} designs × effects: {out}")
+
+
+def _split_floats(values: list[str] | None) -> list[float] | None:
+    """``--effect 0,0.5 --effect 1`` as floats; a value that is not a number is a one-line error."""
+    items = split_list(values)
+    if items is None:
+        return None
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        fail(f"--effect: expected numbers, got {', '.join(items)}")
 
 
 @app.command("cell-count")

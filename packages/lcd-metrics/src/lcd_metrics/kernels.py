@@ -23,14 +23,16 @@ TIE_TOL = 1e-12
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Return a float64 copy of `x` with unit-norm rows (callers refuse zero rows beforehand).
 
-    Rows are first divided by their largest absolute value, so squaring cannot overflow (a row
-    holding 1e300 became a zero vector when its squared norm was inf) or underflow to a zero norm
-    (1e-200); cosine similarity does not depend on a row's scale.
+    A row whose squared entries could overflow or underflow (largest absolute value above 1e150 or
+    below 1e-150) is first divided by that value: a row holding 1e300 became a zero vector when its
+    squared norm was inf, and 1e-200 squares to 0. Cosine similarity does not depend on a row's
+    scale; the other rows skip the extra pass.
     """
     out = np.array(x, dtype=np.float64, copy=True)
-    scale = np.abs(out).max(axis=1, initial=0.0)
-    scale[scale == 0] = 1.0  # a zero row stays zero (and is refused by the caller)
-    out /= scale[:, None]
+    scale = np.maximum(out.max(axis=1, initial=-np.inf), -out.min(axis=1, initial=np.inf))
+    risky = np.flatnonzero((scale > 1e150) | ((scale < 1e-150) & (scale > 0)))
+    if risky.size:
+        out[risky] /= scale[risky, None]
     out /= np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     return out
 
@@ -69,10 +71,22 @@ def all_tied(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """
     pos = np.asarray(pos, dtype=np.float64)
     neg = np.asarray(neg, dtype=np.float64)
-    vp, vn = ~np.isnan(pos), np.isfinite(neg)
-    hi = np.maximum(np.where(vp, pos, -np.inf).max(axis=1), np.where(vn, neg, -np.inf).max(axis=1))
-    lo = np.minimum(np.where(vp, pos, np.inf).min(axis=1), np.where(vn, neg, np.inf).min(axis=1))
-    return vp.any(axis=1) & vn.any(axis=1) & (hi - lo <= TIE_TOL)
+    out = np.zeros(pos.shape[0], dtype=bool)
+    if pos.shape[1] == 0 or neg.shape[1] == 0:
+        return out
+    # cheap screen: the best positive and the best negative must already be equal (sorted-free: the
+    # row maxima); only rows passing it get the full spread check
+    top_p = np.where(np.isnan(pos), -np.inf, pos).max(axis=1)
+    top_n = neg.max(axis=1)
+    rows = np.flatnonzero(np.isfinite(top_p) & np.isfinite(top_n) & (np.abs(top_p - top_n) <= TIE_TOL))
+    if rows.size == 0:
+        return out
+    p, n = pos[rows], neg[rows]
+    vp, vn = ~np.isnan(p), np.isfinite(n)
+    hi = np.maximum(top_p[rows], top_n[rows])
+    lo = np.minimum(np.where(vp, p, np.inf).min(axis=1), np.where(vn, n, np.inf).min(axis=1))
+    out[rows] = hi - lo <= TIE_TOL
+    return out
 
 
 def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
