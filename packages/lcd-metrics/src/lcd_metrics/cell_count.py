@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lcd_core import DEFAULT_CONTROL, InputError, group_codes
-from scipy.stats import bootstrap
 
 from ._counts import count_values, obs_of
 from ._options import check_int, check_real, check_seed
@@ -74,6 +73,8 @@ def cell_count_activity(
         One row per compound × condition: the key columns, ``status``, ``reason``, ``active``
         (``ci_high < 0``), ``median_z``, ``ci_low``, ``ci_high``, ``n_wells``, ``n_boot``.
     """
+    from scipy.stats import bootstrap  # scipy.stats takes ~1 s to import: only when counts are scored
+
     n_boot = check_int("n_boot", n_boot, minimum=1)
     ci = check_real("ci", ci, low=0.0, high=1.0, low_open=True, high_open=True)
     seed = check_seed(seed)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from anndata import AnnData
 from lcd_core import DEFAULT_CONTROL, InputError, record_params
 
 from .es_design import condition_summary, design_table, plan_all
 from .map_es import check_design_options, prepare
+
+if TYPE_CHECKING:  # anndata is imported when a report is stored (importing it costs ~0.5 s)
+    import anndata
 
 
 def map_es_design(
@@ -31,7 +33,7 @@ def map_es_design(
     use_rep: str | None = None,
     key_added: str | None = None,
     copy: bool = False,
-) -> pd.DataFrame | AnnData | None:
+) -> pd.DataFrame | anndata.AnnData | None:
     """How :func:`map_es` will score each compound × condition, without drawing.
 
     For each compound × condition: which rule its positives follow, how many wells, replicas and
@@ -63,6 +65,8 @@ def map_es_design(
         ``neg_available`` and ``null_controls``; the per-condition summary is in
         ``attrs["conditions"]`` (a dict of columns).
     """
+    from anndata import AnnData
+
     n_pos, n_neg = check_design_options(n_pos, n_neg, plate_scope)
     if key_added is not None and not isinstance(data, AnnData):
         raise InputError(

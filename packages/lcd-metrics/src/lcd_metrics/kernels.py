@@ -8,7 +8,6 @@ decreasing similarity and, on equal similarity, positives rank ahead of negative
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 #: Soft cap on the size (in float64 elements) of one block of similarities.
 BLOCK_ELEMENTS = 1 << 22
@@ -185,6 +184,8 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
 
     scipy's :func:`scipy.stats.false_discovery_control` on the finite entries (it refuses NaN).
     """
+    from scipy.stats import false_discovery_control  # scipy.stats takes ~1 s to import: only here
+
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)

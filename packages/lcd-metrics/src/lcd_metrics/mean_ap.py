@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lcd_core import InputError, as_list, check_finite, check_keys, control_mask
+from lcd_core import (
+    InputError,
+    as_list,
+    blas_threads,
+    check_finite,
+    check_keys,
+    control_mask,
+    threads_for,
+)
 from lcd_core import progress as bar
 from scipy.special import digamma
 
@@ -157,7 +165,10 @@ def average_precision(
     if multilabel_col is not None:
         membership, label_names = _label_membership(obs, source, multilabel_col, multilabel_sep)
         labels = (membership, None, neg_mode)
-    with bar(len(xn), "average precision", enabled=progress) as advance:
+    # the block product is at most (256 queries x every row x features): one BLAS thread below
+    # lcd_core's size threshold, the library's default above
+    flops = 2.0 * min(256, len(xn)) * len(xn) * xn.shape[1]
+    with bar(len(xn), "average precision", enabled=progress) as advance, blas_threads(threads_for(flops)):
         q_rows, q_labels, ap, n_pos, n_total, tied = rank_profiles(
             xn, codes, rules, labels=labels, advance=advance
         )
