@@ -1,5 +1,7 @@
-"""Recovered versus planted: the pipeline's activity calls and MoA predictions against a simulated
-plate's ground truth (``truth/conditions.parquet``).
+"""Recovered versus planted.
+
+The pipeline's activity calls and MoA predictions against a simulated plate's ground truth
+(``truth/conditions.parquet``).
 """
 
 from __future__ import annotations
@@ -50,36 +52,3 @@ def moa_vs_truth(predictions: pd.DataFrame, method: str) -> pd.DataFrame:
     """Per compound of one MoA method: true MoA, predicted MoA and whether they agree."""
     pred = predictions[(predictions["method"] == method) & predictions["moa"].notna()]
     return pred[["compound", "moa", "predicted", "correct"]].reset_index(drop=True)
-
-
-def nuclei_vs_truth(counts: pd.DataFrame, fields: pd.DataFrame) -> pd.DataFrame:
-    """Counted nuclei per field beside the simulator's true count (``truth/fields.parquet``).
-
-    Parameters
-    ----------
-    counts
-        Per-field counts (``nuclei/counts.h5ad``'s obs): ``plate``, ``well``, ``fov``, ``timepoint``
-        (those present) and ``nuclei_count``.
-    fields
-        The simulator's ``truth/fields.parquet`` (the same keys and the true ``nuclei_count``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The keys, ``nuclei_count`` and ``true_nuclei_count``, one row per counted field. A counted
-        field without a true count is an error (the plate and the counts do not belong together).
-    """
-    keys = [k for k in ("plate", "well", "fov", "timepoint") if k in counts.columns and k in fields.columns]
-    if not keys:
-        raise ValueError("counts and truth share none of plate, well, fov, timepoint")
-    left = counts[[*keys, "nuclei_count"]].copy()
-    right = fields[[*keys, "nuclei_count"]].rename(columns={"nuclei_count": "true_nuclei_count"})
-    for frame in (left, right):  # categorical / int / str keys from parquet and h5ad: compare as text
-        for k in keys:
-            frame[k] = frame[k].astype(str)
-    out = left.merge(right, on=keys, how="left", validate="many_to_one")
-    if out["true_nuclei_count"].isna().any():
-        first = out[out["true_nuclei_count"].isna()].iloc[0]
-        raise ValueError(f"no true count for the counted field {dict(first[keys])}")
-    out["true_nuclei_count"] = out["true_nuclei_count"].astype(int)
-    return out
