@@ -60,7 +60,8 @@ def count(
         typer.Option(help="Drop instances above this x the field's median area (4; inf: keep all)."),
     ] = None,
     inhibition_out: Annotated[
-        Path | None, typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet).")
+        Path | None,
+        typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet)."),
     ] = None,
     control: Annotated[str, typer.Option(help="Control query or boolean column.")] = "compound == 'DMSO'",
     on_error: Annotated[str | None, typer.Option(help="raise | skip")] = None,
@@ -76,6 +77,12 @@ def count(
 
     if out.suffix.lower() not in (".h5ad", ".zarr"):
         raise InputError(f"--out {out}: use a .h5ad or .zarr file name")
+    if inhibition_out is not None:  # refused before minutes of counting, not after
+        import lcd_embed as le
+        from lcd_core import check_output_path, control_mask
+
+        check_output_path(inhibition_out)
+        control_mask(le.read_manifest(manifest), control, source=str(manifest))
     params = DiscoveryParams(
         **given(
             tile_size=tile_size,

@@ -79,6 +79,20 @@ def write_overlay(result: dict, path: str | os.PathLike, *, title: str = "") -> 
         plt.close(fig)
 
 
+def _discover(image, module, config, params, recipe, *, source: str) -> dict:
+    """:func:`discover_field` on one field, its bad input named by the field's file.
+
+    NaN pixels, too few planes or a field smaller than a tile are then reported (and skipped with
+    ``on_error="skip"``) like an unreadable file.
+    """
+    try:
+        return discover_field(image, module, config, params=params, input_config=recipe, planes_selected=True)
+    except InputError as exc:
+        if source in str(exc):
+            raise
+        raise type(exc)(f"{source}: {exc}") from exc
+
+
 def count_nuclei(
     manifest,
     model,
@@ -155,15 +169,13 @@ def count_nuclei(
             row = df.iloc[i]
             try:
                 image = le.read_field(row, planes=recipe.planes)
-            except (InputError, OSError) as exc:  # a missing or unreadable file (named in the message)
+                result = _discover(image, module, config, params, recipe, source=le.plane_paths(row)[0])
+            except (InputError, OSError) as exc:  # a missing, unreadable or unusable field (named)
                 if on_error == "raise":
                     raise
                 failures.append({"manifest_row": i, "error": f"{type(exc).__name__}: {exc}"})
                 advance()
                 continue
-            result = discover_field(
-                image, module, config, params=params, input_config=recipe, planes_selected=True
-            )
             if labels_dir is not None:
                 write_labels(result["labels"], Path(labels_dir) / f"row{i}_labels.tif")
             if overlays_dir is not None:
