@@ -54,10 +54,14 @@ def load_module(path: Path):
 
 
 def census() -> dict[str, list]:
-    """Every case, by package (the ``PACKAGE`` of each ``test_*.py`` holding ``CASES``/``API_CASES``)."""
+    """Every case, by package (the ``PACKAGE`` of each ``test_*.py`` holding ``CASES``/``API_CASES``,
+    and the ``CASES_BY_PACKAGE`` of the per-function matrix).
+    """
     out: dict[str, list] = {}
     for path in sorted(HERE.glob("test_*.py")):
         module = load_module(path)
+        for package, cases in getattr(module, "CASES_BY_PACKAGE", {}).items():  # test_functions.py
+            out.setdefault(package, []).extend(cases)
         if not hasattr(module, "PACKAGE"):
             continue
         cases = [*getattr(module, "CASES", []), *getattr(module, "API_CASES", [])]
