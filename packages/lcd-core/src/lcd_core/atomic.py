@@ -211,7 +211,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+def remove_stale_temps(
+    folder: str | os.PathLike, *, recursive: bool = False, name: str | None = None
+) -> list[Path]:
     """Delete temporaries left by killed writers (their process is gone); return what was removed.
 
     Only names of the form ``.<name>.tmp-<pid>-*`` / ``.<name>.old-<pid>-*`` whose ``pid`` is not a
@@ -224,6 +226,9 @@ def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = False) ->
         The folder holding outputs.
     recursive
         Also look in sub-folders.
+    name
+        Only the temporaries of this output name (``emb.h5ad``: ``.emb.h5ad.tmp-*``), for a writer that
+        shares its folder with other outputs.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -233,6 +238,8 @@ def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = False) ->
     for entry in list(entries):
         m = _TEMP_RE.match(entry.name)
         if not m or _pid_alive(int(m.group(1))):
+            continue
+        if name is not None and not entry.name.startswith((f".{name}.tmp-", f".{name}.old-")):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

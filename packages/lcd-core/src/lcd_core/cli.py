@@ -65,7 +65,8 @@ Features = Annotated[
 ]
 Layer = Annotated[str | None, typer.Option(help="Read features from this AnnData layer instead of X.")]
 UseRep = Annotated[str | None, typer.Option(help="Read features from this AnnData obsm key instead of X.")]
-Seed = Annotated[int | None, typer.Option(help="Random seed (default: the API's).")]
+#: numpy's generators take seeds >= 0: a negative one is refused by click (exit 2) before any work
+Seed = Annotated[int | None, typer.Option(min=0, help="Random seed, >= 0 (default: the API's).")]
 
 
 def fail(message: object) -> NoReturn:

@@ -206,6 +206,8 @@ def get_rep(
     mat = np.asarray(mat)
     if mat.ndim != 2 or mat.shape[0] != adata.n_obs:
         raise InputError(f"{where} has shape {mat.shape}; expected ({adata.n_obs}, n_features)")
+    if mat.shape[0] == 0:  # every consumer needs rows; without this check harmony/fastMNN raised IndexError
+        raise InputError(f"{source_of(adata)}: the AnnData has no rows")
     if mat.shape[1] == 0:
         raise InputError(f"{where} has no feature columns")
     if not (np.issubdtype(mat.dtype, np.number) or mat.dtype == bool):

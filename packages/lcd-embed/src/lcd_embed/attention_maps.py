@@ -88,14 +88,18 @@ def field_attention_maps(
         stride=stride,
     )
     run = field_run(df, recipe, seed=seed)  # the same model input as embed() makes
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    # every field is read and mapped before the first file is written: a bad field leaves no partial output
+    maps = []
     for r in rows:
         row = df.iloc[r]
         tiles, coords = load_tiles(row, run, r)
         att = tile_attention(net, torch.from_numpy(tiles).to(dev))
         raw = read_field(row, planes=recipe.planes)
+        maps.append((r, row, att, coords, raw))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r, row, att, coords, raw in maps:
         span = recipe.tile_size * recipe.downscale
         field = stitch_tiles(att, coords, raw.shape[-2:], tile_size=span)
         npz = out_dir / f"row{r}_attention.npz"

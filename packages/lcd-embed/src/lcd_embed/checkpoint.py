@@ -90,6 +90,10 @@ def load_torch_file(path: str | os.PathLike) -> Any:
         # torch appends several sentences of advice to its first one; the first says what is wrong
         cause = describe_exception(exc).split(". ")[0].rstrip(".")
         raise not_a_checkpoint(path, f"truncated or damaged ({cause})") from None
+    except Exception as exc:  # other bytes (a text file) read as pickle opcodes fail in arbitrary ways
+        raise not_a_checkpoint(
+            path, f"not a file written by torch.save ({describe_exception(exc)})"
+        ) from None
 
 
 def load_backbone(
@@ -360,6 +364,15 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         missing.append("preprocessing")
     if missing:
         raise not_a_checkpoint(folder, f"{CONFIG_FILE} lacks {', '.join(missing)}")
+    for key in ("patch_size", "in_chans", "img_size", "embed_dim"):
+        value = config[key]
+        values = value if key == "img_size" and isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise not_a_checkpoint(folder, f"{CONFIG_FILE}: {key} must be a positive integer, got {value!r}")
+    if not isinstance(config["timm_name"], str):
+        raise not_a_checkpoint(
+            folder, f"{CONFIG_FILE}: timm_name must be a string, got {config['timm_name']!r}"
+        )
     return config
 
 

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from lcd_core import InputError, progress, write_h5ad, write_table
+from lcd_core import InputError, progress, remove_stale_temps, write_h5ad, write_table
 
 from . import distributed as dd
 from .checkpoint import load_backbone, unwrap
 from .dataset import FieldRun, FieldTiles, field_run
 from .manifest import plane_columns, read_manifest, validate_manifest
 from .output import build_tile_adata, check_anndata_path, failures_csv
-from .recipe import InputConfig, resolve_input_config
+from .recipe import InputConfig, _named, resolve_input_config
 
 POOLINGS = ("cls", "mean", "cls+mean")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -157,6 +157,14 @@ def embed(
         raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if pooling not in POOLINGS:
         raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("shard_size", shard_size, 1),
+        ("n_last_blocks", n_last_blocks, 1),
+        ("num_workers", num_workers, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
     if out is not None:
         out = check_anndata_path(out)
     ctx = dd.setup(device)
@@ -252,7 +260,8 @@ def _resolve(
     if isinstance(preprocessing, InputConfig):
         recipe = preprocessing
     else:
-        recipe = resolve_input_config(config, **dict(preprocessing or {}))
+        with _named(spec):  # a recipe the checkpoint cannot take names the checkpoint
+            recipe = resolve_input_config(config, **dict(preprocessing or {}))
     run = field_run(df, recipe, seed=seed)
     weights = str(weights) if weights else ""
     return _Job(
@@ -274,9 +283,12 @@ def _plan(ctx: dd.DistContext, job: _Job, *, out: Path | None, shard_size: int) 
                 "expected_planes": job.run.expected_planes,
             }
         )
+        # created by the first finished shard (write_shard's atomic writer makes the folder): a run that
+        # stops before any shard is done (bad input, a kill) leaves no empty <out>.shards/ behind
         shard_dir = Path(f"{out}.shards")
-        if ctx.is_main:
-            shard_dir.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:  # what a killed run left half-written (its pid is gone) is deleted, not resumed
+            remove_stale_temps(shard_dir)
+            remove_stale_temps(out.parent, name=out.name)
     dd.barrier(ctx)
     mine = dd.shards_of_rank(len(ranges), ctx.rank, ctx.world)
     todo = (

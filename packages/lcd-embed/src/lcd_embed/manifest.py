@@ -149,12 +149,35 @@ def validate_manifest(
         raise InputError(
             f"{source}: row {df.index[dup][0]} repeats the image(s) of an earlier row: {keys[dup].iloc[0]}"
         )
+    _check_unique_fields(df, source)
     if "fov" in df.columns and df["fov"].notna().all():
         try:
             df["fov"] = df["fov"].astype(int)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{source}: column 'fov' must hold integers ({exc})") from exc
     return df
+
+
+FIELD_KEYS = ("replica", "plate", "well", "fov", "timepoint")
+
+
+def _check_unique_fields(df: pd.DataFrame, source: str) -> None:
+    """Refuse two rows that claim the same field of view (same plate, well, fov, timepoint).
+
+    Their tiles would be pooled into one field by every step after embedding.
+    """
+    keys = [k for k in FIELD_KEYS if k in df.columns]
+    if not {"well", "fov"} <= set(keys):
+        return  # without a fov column several rows of a well are several fields
+    dup = df.duplicated(keys)
+    if dup.any():
+        row = int(df.index[dup][0])
+        first = int(df.index[df[keys].eq(df.loc[row, keys]).all(axis=1)][0])
+        where = ", ".join(f"{k}={df.loc[row, k]!r}" for k in keys)
+        raise InputError(
+            f"{source}: row {row} is the same field as row {first} ({where}) with other images; "
+            "give each field of view its own fov number (or timepoint)"
+        )
 
 
 def well_name(row: int, column: int) -> str:

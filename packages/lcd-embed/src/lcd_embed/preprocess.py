@@ -52,7 +52,22 @@ def normalize_intensity(
     numpy.ndarray
         float32, same shape. A constant image (hi == lo) maps to zeros, never NaN.
     """
-    x = np.asarray(image, dtype=np.float32)
+    raw = np.asarray(image)
+    bad = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
+    if bad.any():
+        # np.percentile of an image holding one NaN is NaN, and the NaN span then mapped the whole field
+        # to zeros: an embedding of nothing, with no failure recorded
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{int(bad.sum())} non-finite (NaN/inf) pixels in the image (first at index {first}); the field cannot be "
+            "normalized"
+        )
+    with np.errstate(over="ignore"):
+        x = np.asarray(raw, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise InputError(
+            f"pixel values up to {float(np.abs(raw).max()):.3g} exceed the float32 range; rescale the image"
+        )
     if stats is not None:
         method = "control"
     if method not in NORMALIZATION_METHODS:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -71,6 +73,11 @@ def read_field(
                 )
             arrays.append(a)
         stack = np.stack(arrays)
+    if stack.dtype.kind == "f" and stack.dtype.itemsize > 4:
+        finite = np.isfinite(stack)
+        big = np.abs(stack[finite]).max(initial=0.0)
+        if big > np.finfo(np.float32).max:  # would become inf as float32: the field is not usable
+            raise ImageReadError(f"{paths[0]}: pixel values up to {big:.3g} exceed the float32 range")
     return np.ascontiguousarray(stack, dtype=np.float32)
 
 
@@ -78,20 +85,81 @@ def _read_stack(path: str, planes: Sequence[int] | None) -> np.ndarray:
     """A single file: multi-page TIFF / 3-D TIFF -> (P, H, W); 2-D image -> (1, H, W)."""
     p = _check_exists(path)
     if p.suffix.lower() in TIFF_SUFFIXES:
-        import tifffile
-
-        try:
-            # the first series is the image (multi-page TIFFs written as a plane stack form one series)
-            with tifffile.TiffFile(p) as tif:
-                arr = tif.series[0].asarray()
-        except Exception as exc:  # tifffile raises many types for damaged files; name the file
-            raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+        arr = _read_tiff(p, path)
     else:
         arr = _read_pillow(p)
     arr = _to_grey_or_stack(arr, path)
     idx = list(range(arr.shape[0])) if planes is None else list(planes)
     _check_planes(idx, arr.shape[0], path)
     return arr[idx]
+
+
+class _TiffComplaints(logging.Handler):
+    """Collects what tifffile logs about a file while this thread reads it.
+
+    tifffile logs, rather than raises, when a damaged header leaves a readable but wrong image.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+def _read_tiff(p: Path, path: str) -> np.ndarray:
+    """The first series of a TIFF; a damaged file is an :class:`ImageReadError` naming it.
+
+    Damage that tifffile reads through is refused too: a warning it logs about the file (a series
+    that no longer matches its recorded shape), or an uncompressed page whose stored byte count is not
+    its pixel count times the sample size (a header saying 8 bits where 16 were written decodes other
+    numbers).
+    """
+    import tifffile
+
+    complaints = _TiffComplaints()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(complaints)
+    try:
+        # the first series is the image (multi-page TIFFs written as a plane stack form one series)
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            arr = series.asarray()
+            damaged = complaints.messages[0] if complaints.messages else _inconsistent_page(series.pages)
+    except Exception as exc:  # tifffile raises many types for damaged files; name the file
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    finally:
+        logger.removeHandler(complaints)
+    if damaged:
+        raise ImageReadError(f"cannot read image {path}: damaged TIFF ({damaged.strip()})")
+    return arr
+
+
+def _inconsistent_page(pages) -> str:
+    """Why an uncompressed, stripped page's byte counts do not fit its shape ("" when they do)."""
+    for page in pages:
+        # a multi-page series holds TiffFrames (offsets and counts only) after its first TiffPage
+        keyframe = getattr(page, "keyframe", page)
+        counts = getattr(page, "databytecounts", None)
+        if counts is None or getattr(keyframe, "is_tiled", True):
+            continue
+        if getattr(keyframe, "compression", None) != 1 or getattr(keyframe, "bitspersample", 0) not in (
+            8,
+            16,
+            32,
+            64,
+        ):
+            continue
+        stored, expected = int(sum(counts)), int(keyframe.nbytes)
+        if stored != expected:
+            return (
+                f"page {getattr(page, 'index', '?')} stores {stored} bytes but its header describes "
+                f"{expected} ({keyframe.shape} x {keyframe.bitspersample} bits)"
+            )
+    return ""
 
 
 def _read_2d(path: str) -> np.ndarray:

@@ -324,6 +324,13 @@ def resolve_input_config(config: Mapping[str, Any] | None = None, **overrides: A
             )
         values[key] = value
     recipe = InputConfig(**values)
+    patch = (config or {}).get("patch_size")
+    if isinstance(patch, int) and patch > 0 and recipe.tile_size % patch:
+        # timm's patch embedding asserts this on the first forward pass (a traceback mid-run)
+        raise ConfigError(
+            f"preprocessing.tile_size {recipe.tile_size} is not a multiple of the model's patch size {patch}; "
+            f"choose a tile size (--tile-size) that is"
+        )
     return recipe if recipe.stride is not None else recipe.replace(stride=recipe.tile_size)
 
 

@@ -172,6 +172,9 @@ def build_design(
         active = set(wells)
     else:
         table = normalize_activity(activity, spec)
+        check_activity_values(
+            table, treated_values, condition_keys, activity.attrs.get("source", "activity table")
+        )
         listed, active = set(), set()
         keyed = table[["compound", *condition_keys, "active"]].itertuples(index=False, name=None)
         for item in keyed:
@@ -221,6 +224,53 @@ def build_design(
         spec.control_label,
         notes,
     )
+
+
+def check_activity_values(
+    table: pd.DataFrame, profile_values: pd.DataFrame, condition_keys: list[str], source: str
+) -> None:
+    """Refuse an activity table whose condition values cannot be the profiles' (joined by value).
+
+    Activity rows are matched to conditions by exact (normalized) value; a row that matches nothing
+    counts as inactive. That is right for a table covering more conditions than the profiles, but
+    wrong when the values are written differently: ``'24h'`` vs ``24`` made every compound inactive
+    and the run then failed on class sizes, ``10.0000001`` vs ``10`` silently dropped one dose. So,
+    per condition key: no activity value matching any profile value, or an activity value within a
+    relative 1e-6 of a profile value without being equal to it, is an error naming both.
+
+    Parameters
+    ----------
+    table
+        The normalized activity table (:func:`lcd_moa.activity.normalize_activity`).
+    profile_values
+        The normalized condition values of the treated profile rows.
+    condition_keys
+        The condition columns.
+    source
+        The activity table's file, for the message.
+    """
+    for key in condition_keys:
+        found = set(table[key].dropna().tolist())
+        have = set(profile_values[key].dropna().tolist())
+        if not found or not have:
+            continue
+        numbers = np.array([v for v in have if isinstance(v, float)], dtype=float)
+        for value in sorted(found - have, key=str):
+            if not isinstance(value, float) or numbers.size == 0:
+                continue
+            near = numbers[np.isclose(numbers, value, rtol=1e-6, atol=0.0)]
+            if near.size:
+                raise InputError(
+                    f"{source}: {key} {value!r} is not a value of the profiles but nearly equals "
+                    f"{float(near[0])!r}; values are matched exactly: write {float(near[0])!r}"
+                )
+        if not found & have:
+            example = sorted(found, key=str)[0]
+            shown_have = ", ".join(repr(v) for v in sorted(have, key=str)[:6])
+            raise InputError(
+                f"{source}: no {key!r} value of the activity table matches the profiles' (activity has "
+                f"{example!r}, profiles have {shown_have}); write the values the same way in both"
+            )
 
 
 def require_labeled_active(design: Design, task: str) -> pd.Series:

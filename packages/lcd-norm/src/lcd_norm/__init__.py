@@ -21,7 +21,7 @@ from lcd_norm.mad import mad_robustize
 from lcd_norm.mad_harmony_fov import mad_harmony_fov
 from lcd_norm.plot import plot_compare
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "METHODS",

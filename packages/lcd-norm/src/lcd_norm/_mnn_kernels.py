@@ -15,9 +15,22 @@ from lcd_core import blas_threads
 
 
 def cosine_normalize(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (rows of zero norm are the caller's error to report)."""
+    """Rows scaled to unit L2 norm (rows of zero norm are the caller's error to report).
+
+    A row whose squared norm overflows (values near 1e300) or underflows (near 1e-200) is first divided
+    by its largest absolute value: its norm was inf (the row became a zero vector, silently) or 0. Only
+    such rows are rescaled, so every other row is bit-identical to the plain division.
+    """
     X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+    extreme = (~np.isfinite(norms) | (norms == 0)).ravel()
+    if extreme.any():
+        peak = np.abs(X[extreme]).max(axis=1, keepdims=True)
+        scaled = X[extreme] / np.where(peak > 0, peak, 1.0)
+        X = X.copy()
+        X[extreme] = scaled
+        norms[extreme] = np.linalg.norm(scaled, axis=1, keepdims=True)
     return X / norms
 
 

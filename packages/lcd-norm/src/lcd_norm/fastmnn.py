@@ -10,6 +10,7 @@ from anndata import AnnData
 from lcd_core import InputError, check_keys, get_rep, record_params, rep_name, source_of, track
 
 from lcd_norm import _mnn_kernels as K
+from lcd_norm.harmony import check_magnitude
 
 
 def fastmnn_matrix(
@@ -22,6 +23,7 @@ def fastmnn_matrix(
     cos_norm: bool = True,
     merge_order: Sequence | None = None,
     progress: bool = False,
+    source: str = "profiles",
 ) -> tuple[np.ndarray, dict]:
     """Run fastMNN on a cells × features matrix with one batch label per row.
 
@@ -43,14 +45,21 @@ def fastmnn_matrix(
         order = [int(np.flatnonzero(levels == b)[0]) for b in names]
     if k < 1:
         raise InputError(f"k must be >= 1, not {k}")
+    if n_components < 1:
+        raise InputError(f"n_components must be >= 1, not {n_components}")
+    if not (np.isfinite(ndist) and ndist > 0):
+        raise InputError(f"ndist must be > 0, not {ndist}")
     X = np.asarray(X, dtype=np.float64)
     if cos_norm:
-        zero = np.flatnonzero(np.linalg.norm(X, axis=1) == 0)
+        zero = np.flatnonzero(~np.any(X != 0, axis=1))
         if len(zero):
             raise InputError(
-                f"{len(zero)} profiles have zero norm and cannot be cosine-normalised (first rows: {zero[:5].tolist()})"
+                f"{source}: {len(zero)} profiles have zero norm and cannot be cosine-normalised "
+                f"(first rows: {zero[:5].tolist()}); drop them or pass cos_norm=False"
             )
         X = K.cosine_normalize(X)
+    else:
+        check_magnitude(X, np.arange(len(X)), source)
     n_components = int(min(n_components, X.shape[1], X.shape[0]))
     scores, _, _ = K.multibatch_pca(X, codes, n_components)
 
@@ -156,6 +165,7 @@ def fastmnn(
         cos_norm=cos_norm,
         merge_order=merge_order,
         progress=progress,
+        source=source_of(adata),
     )
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = corrected

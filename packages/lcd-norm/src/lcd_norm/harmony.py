@@ -49,6 +49,59 @@ def _oriented(result: np.ndarray, reference: np.ndarray, original, what: str) ->
     )
 
 
+def check_harmony_options(
+    *, theta: float | Sequence[float], nclust: int | None, max_iter: int, sigma: float, n_obs: int
+) -> None:
+    """Refuse Harmony options outside their meaning, naming the option (one line).
+
+    Parameters
+    ----------
+    theta
+        Diversity penalty (>= 0, one value or one per key).
+    nclust
+        Soft clusters (between 2 and the number of rows), or ``None``.
+    max_iter
+        Harmony iterations (>= 1).
+    sigma
+        Soft-clustering bandwidth (> 0).
+    n_obs
+        Number of rows.
+    """
+    thetas = list(theta) if isinstance(theta, Sequence) and not isinstance(theta, str) else [theta]
+    if not all(isinstance(t, int | float) and np.isfinite(t) and t >= 0 for t in thetas):
+        raise InputError(f"theta must be a number >= 0 (or one per key), got {theta!r}")
+    if nclust is not None and not 2 <= nclust <= n_obs:
+        raise InputError(f"nclust must be between 2 and the number of rows ({n_obs}), got {nclust}")
+    if max_iter < 1:
+        raise InputError(f"max_iter must be >= 1, got {max_iter}")
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise InputError(f"sigma must be > 0, got {sigma}")
+
+
+def check_magnitude(X: np.ndarray, row_ids: Sequence, source: str) -> None:
+    """Refuse rows whose squared norm overflows float64 (Harmony normalizes rows by it).
+
+    Parameters
+    ----------
+    X
+        cells × dims, finite.
+    row_ids
+        Row names, for the message.
+    source
+        Named in the message.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    bad = ~np.isfinite(sq)
+    if bad.any():
+        first = ", ".join(repr(str(row_ids[i])) for i in np.flatnonzero(bad)[:3])
+        big = float(np.abs(np.asarray(X)[bad]).max())
+        raise InputError(
+            f"{source}: {int(bad.sum())} rows hold values too large for Harmony (|x| up to {big:.3g}; "
+            f"their squared norm overflows float64; first: {first}); rescale or drop them"
+        )
+
+
 def run_harmony_matrix(
     X: np.ndarray,
     obs: pd.DataFrame,
@@ -60,11 +113,19 @@ def run_harmony_matrix(
     seed: int = 0,
     sigma: float = 0.1,
     n_threads: int = 0,
+    source: str = "profiles",
     **harmony_kwargs,
 ) -> np.ndarray:
-    """Harmony on a cells × dims float matrix; returns the corrected matrix, cells × dims, float64."""
+    """Harmony on a cells × dims float matrix; returns the corrected matrix, cells × dims, float64.
+
+    Options and values harmonypy cannot work with are refused here, naming them: out-of-range options
+    were accepted silently (``theta=-1``, ``max_iter=0``), and rows whose squared norm overflows
+    float64 (values near 1e300) crashed harmonypy's C++ backend with a segmentation fault.
+    """
     import harmonypy
 
+    check_harmony_options(theta=theta, nclust=nclust, max_iter=max_iter, sigma=sigma, n_obs=len(obs))
+    check_magnitude(X, obs.index, source)
     keys = as_list(keys)
     meta = pd.DataFrame({k: obs[k].astype(str).to_numpy() for k in keys})
     for k in keys:
@@ -167,6 +228,7 @@ def harmony(
         seed=seed,
         sigma=sigma,
         n_threads=n_threads,
+        source=source_of(adata),
         **harmony_kwargs,
     )
     adata = adata.copy() if copy else adata

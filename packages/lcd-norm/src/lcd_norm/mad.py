@@ -119,8 +119,19 @@ def robustized_kept_features(
     The MAD step of MAD + Harmony/FOV, which goes on to Harmony.
     """
     result = mad_matrix(X, obs, measurement_keys, control, eps=eps, raw_mad=raw_mad, source=source)
+    _check_something_left(result, source)
     dropped = _apply_zero_mad_policy(result, names, "drop")
     return result.values[:, ~result.zero_mad], dropped
+
+
+def _check_something_left(result: MadResult, source: str) -> None:
+    """Refuse a result where dropping zero-MAD features leaves no feature (it was an n × 0 matrix)."""
+    if result.zero_mad.size and result.zero_mad.all():
+        raise InputError(
+            f"{source}: every feature ({result.zero_mad.size}) has zero MAD among the controls of at least one "
+            "measurement group, so none is left after dropping them (constant or all-zero controls?); "
+            "check the features, or pass zero_mad='keep'"
+        )
 
 
 def mad_robustize(
@@ -184,6 +195,8 @@ def mad_robustize(
     keys = as_list(measurement_keys)
     result = mad_matrix(X, adata.obs, keys, control, eps=eps, raw_mad=raw_mad, source=source)
     names = feature_names(adata, X.shape[1], use_rep)
+    if zero_mad == "drop":
+        _check_something_left(result, source)
     zero_names = _apply_zero_mad_policy(result, names, zero_mad)
     keep = ~result.zero_mad if zero_mad == "drop" else np.ones(len(names), dtype=bool)
     adata = adata.copy() if copy else adata

@@ -16,7 +16,7 @@ from lcd_core import (
     source_of,
 )
 
-from lcd_norm.harmony import run_harmony_matrix
+from lcd_norm.harmony import check_harmony_options, run_harmony_matrix
 from lcd_norm.mad import feature_names, robustized_kept_features
 
 
@@ -73,6 +73,7 @@ def mad_harmony_fov(
         The modified copy when ``copy=True``, else None.
     """
     source = source_of(adata)
+    check_harmony_options(theta=theta, nclust=nclust, max_iter=max_iter, sigma=0.1, n_obs=adata.n_obs)
     keys = [replica_key] if fov_key is None else [replica_key, fov_key]
     measurement = check_keys(adata.obs, measurement_keys, source=source)
     check_keys(adata.obs, keys, source=source)
@@ -88,7 +89,15 @@ def mad_harmony_fov(
         source=source,
     )
     corrected = run_harmony_matrix(
-        robust, adata.obs, keys, theta=theta, nclust=nclust, max_iter=max_iter, seed=seed, n_threads=n_threads
+        robust,
+        adata.obs,
+        keys,
+        theta=theta,
+        nclust=nclust,
+        max_iter=max_iter,
+        seed=seed,
+        n_threads=n_threads,
+        source=source,
     )
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = corrected.astype(X.dtype if X.dtype == np.float32 else np.float64, copy=False)

@@ -105,6 +105,12 @@ def count(
 
     if out.suffix.lower() not in (".h5ad", ".zarr"):
         raise InputError(f"--out {out}: use a .h5ad or .zarr file name")
+    if inhibition_out is not None:  # refused before minutes of counting, not after
+        import lcd_embed as le
+        from lcd_core import check_output_path, control_mask
+
+        check_output_path(inhibition_out)
+        control_mask(le.read_manifest(manifest), control, source=str(manifest))
     params = _params(
         channel=channel,
         channel_planes=channel_planes,

@@ -151,6 +151,24 @@ def _params(params, calibration: dict | None) -> DiscoveryParams:
     return DiscoveryParams(**{**chosen, **(params or {})})
 
 
+def _discover(image, module, config, params, recipe, *, source: str, planes_selected: bool) -> dict:
+    """One field counted (:func:`classical_field` without a model, else :func:`discover_field`).
+
+    Its bad input is named by the field's file: NaN pixels, too few planes or a field smaller than a
+    tile are then reported (and skipped with ``on_error="skip"``) like an unreadable file.
+    """
+    try:
+        if module is None:
+            return classical_field(image, params=params)
+        return discover_field(
+            image, module, config, params=params, input_config=recipe, planes_selected=planes_selected
+        )
+    except InputError as exc:
+        if source in str(exc):
+            raise
+        raise type(exc)(f"{source}: {exc}") from exc
+
+
 def count_nuclei(
     manifest,
     model=None,
@@ -248,23 +266,22 @@ def count_nuclei(
             row = df.iloc[i]
             try:
                 image = le.read_field(row, planes=read_planes)
-            except (InputError, OSError) as exc:  # a missing or unreadable file (named in the message)
+                source = le.plane_paths(row)[0]
+                result = _discover(
+                    image,
+                    module,
+                    config,
+                    params,
+                    recipe,
+                    source=source,
+                    planes_selected=read_planes is not None,
+                )
+            except (InputError, OSError) as exc:  # a missing, unreadable or unusable field (named)
                 if on_error == "raise":
                     raise
                 failures.append({"manifest_row": i, "error": f"{type(exc).__name__}: {exc}"})
                 advance()
                 continue
-            if model is None:
-                result = classical_field(image, params=params)
-            else:
-                result = discover_field(
-                    image,
-                    module,
-                    config,
-                    params=params,
-                    input_config=recipe,
-                    planes_selected=read_planes is not None,
-                )
             if labels_dir is not None:
                 write_labels(result["labels"], Path(labels_dir) / f"row{i}_labels.tif")
             if overlays_dir is not None:

@@ -166,6 +166,19 @@ class DiscoveryParams:
             )
         if int(self.contrast_window) < 1:
             raise ConfigError(f"contrast_window must be at least 1 patch, got {self.contrast_window}")
+        # a cosine similarity lies in [-1, 1]: a threshold outside it marks every patch (or none) as
+        # background; the other values are sizes, counts and positive scales
+        if not -1.0 <= self.tau <= 1.0:  # also refuses NaN
+            raise ConfigError(f"tau must be a cosine threshold in [-1, 1], got {self.tau}")
+        for name in ("sigma_spatial", "sigma_luma", "lam"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name, least in (("min_area", 1), ("min_distance", 1), ("batch_size", 1), ("seed", 0)):
+            if int(getattr(self, name)) < least:
+                raise ConfigError(f"{name} must be >= {least}, got {getattr(self, name)}")
+        for name in ("tile_size", "stride"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def as_dict(self) -> dict:
         """The options that are set, as plain values (for ``uns``)."""

@@ -157,6 +157,10 @@ def report_cmd(
 
     if not results.is_dir():
         fail(f"results folder not found: {results}")
+    from .engine import STATE_FILE
+
+    if not (results / STATE_FILE).is_file():  # else a report of nothing is written into any folder
+        fail(f"{results}: not a results folder of `lcd run` (no {STATE_FILE})")
     path = build_report(results, out or results / "report.html")
     typer.echo(f"report: {path.resolve()}")
 

@@ -28,6 +28,7 @@ runs (:func:`validate`): a typo or a wrong type is one line naming ``section.key
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -285,12 +286,110 @@ def validate(cfg: Mapping) -> None:
             accepted.update(accepted_options(target, exclude=exclude))
         accepted.update(PIPELINE_OPTIONS.get(section, {}))
         check_options(options, _no_options, section=section, extra=accepted)
+    _check_values(cfg)
     norm = cfg["norm"]
     unknown = [m for m in norm["methods"] if m not in REP_KEYS]
     if unknown:
         raise ConfigError(f"norm.methods: {unknown[0]!r} is not one of {sorted(REP_KEYS)}")
     if norm["use"] not in norm["methods"]:
         raise ConfigError(f"norm.use {norm['use']!r} is not in norm.methods {norm['methods']}")
+
+
+def _check_values(cfg: Mapping) -> None:
+    """Values the key/type check cannot judge, checked before any stage runs (issue #19).
+
+    The ``ssl`` section is built into lcd-ssl's TrainConfig and validated (an unknown ``model_kwargs``
+    key or a crop size that is not a multiple of the patch failed at the train stage, after the
+    manifest stage had run); ``embed.preprocessing`` goes through lcd-embed's recipe resolver (an
+    unknown sub-key failed at the embed stage); counts and sizes the pipeline consumes itself must be
+    positive.
+    """
+    from lcd_embed import resolve_input_config
+    from lcd_ssl import TrainConfig
+
+    def prefixed(section: str, check: Callable[[], object]) -> None:
+        try:
+            check()
+        except ConfigError as exc:
+            raise ConfigError(f"{section}.{exc}" if not str(exc).startswith(section) else str(exc)) from None
+
+    ssl = {k: v for k, v in (cfg.get("ssl") or {}).items() if k != "steps"}
+    prefixed("ssl", lambda: TrainConfig.from_dict(ssl).validate())
+    preprocessing = (cfg.get("embed") or {}).get("preprocessing") or {}
+    if not isinstance(preprocessing, Mapping):
+        raise ConfigError(f"embed.preprocessing: expected a mapping, got {type(preprocessing).__name__}")
+    prefixed("embed", lambda: resolve_input_config(None, **preprocessing))
+    simulate = cfg["input"].get("simulate")
+    if simulate is not None:
+        from lcd_core import check_options
+
+        from .simulate import SimulationConfig, preset_config
+
+        options = check_options(simulate, SimulationConfig, section="input.simulate", extra={"preset": str})
+        try:
+            preset_config(options.pop("preset", "demo"), **options)
+        except ValueError as exc:  # the simulator's own checks (sizes, wells per plate, presets)
+            raise ConfigError(f"input.simulate: {exc}") from None
+    moa = dict(cfg.get("moa") or {})
+    from lcd_moa import MoASpec, ProbeSpec
+
+    spec_keys = {f.name for f in dataclasses.fields(MoASpec)} - {"control"}
+    probe_keys = {f.name for f in dataclasses.fields(ProbeSpec)}
+    prefixed(
+        "moa", lambda: MoASpec.from_dict({k: v for k, v in moa.items() if k in spec_keys}, section="moa")
+    )
+    prefixed(
+        "moa", lambda: ProbeSpec.from_dict({k: v for k, v in moa.items() if k in probe_keys}, section="moa")
+    )
+    metrics = cfg.get("metrics") or {}
+    positive = {
+        "seed": (cfg.get("seed"), 0),
+        # lcd-metrics' map_es refuses these too, but only once every stage before activity has run
+        "metrics.n_draws": (metrics.get("n_draws"), 2),
+        "metrics.n_pos": (metrics.get("n_pos"), 1),
+        "metrics.n_neg": (metrics.get("n_neg"), 1),
+        "moa.n_folds": (moa.get("n_folds"), 2),
+        "threads": (cfg.get("threads"), 1),
+        "ssl.steps": ((cfg.get("ssl") or {}).get("steps"), 1),
+        "norm.null_size": ((cfg.get("norm") or {}).get("null_size"), 1),
+        "attention.n_fields": ((cfg.get("attention") or {}).get("n_fields"), 1),
+        "nuclei.fields_per_well": ((cfg.get("nuclei") or {}).get("fields_per_well"), 1),
+    }
+    for key, (value, least) in positive.items():
+        if value is not None and value < least:
+            raise ConfigError(f"{key}: must be >= {least}, got {value!r}")
+
+
+def check_inputs(cfg: Mapping) -> None:
+    """The files and folders a config names exist (and a checkpoint folder is one), before any stage runs.
+
+    A missing manifest or checkpoint was found only by the stage that reads it, after earlier
+    stages had run and the results folder was made.
+
+    Parameters
+    ----------
+    cfg
+        A resolved config (absolute paths).
+    """
+    from lcd_embed import read_config
+
+    inp = cfg["input"]
+    files = {"input.manifest": inp.get("manifest"), "input.embeddings": inp.get("embeddings")}
+    if "opera" in inp:
+        files["input.opera.plate_map"] = inp["opera"].get("plate_map")
+        for folder in inp["opera"]["image_dirs"]:
+            if not Path(folder).is_dir():
+                raise ConfigError(f"input.opera.image_dirs: {folder} is not a folder")
+    for key, path in files.items():
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{key}: {path} not found")
+    if cfg.get("checkpoint"):
+        if not Path(cfg["checkpoint"]).exists():
+            raise ConfigError(f"checkpoint: {cfg['checkpoint']} not found")
+        read_config(cfg["checkpoint"])  # "<path> is not an lcd checkpoint: <reason>"
+    results = Path(cfg["results"])
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"results: {results} is a file, expected a folder")
 
 
 def _no_options() -> None:

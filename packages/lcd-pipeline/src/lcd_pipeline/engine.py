@@ -721,6 +721,9 @@ def run_pipeline(
             if p.stage.name == stop_after:
                 break
         return root
+    from .config import check_inputs
+
+    check_inputs(cfg)  # a missing input or a foreign checkpoint: refused before the results folder exists
     root.mkdir(parents=True, exist_ok=True)
     with _lock(root):
         for stale in remove_stale_temps(root):

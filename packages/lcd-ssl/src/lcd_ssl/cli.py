@@ -79,6 +79,9 @@ def train(
     precision: Annotated[str | None, typer.Option(help="bf16 | fp32")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: auto).")] = None,
     num_workers: Annotated[int | None, typer.Option()] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads while training (fix it for bit-identical CPU runs).")
+    ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     checkpoint_every: Annotated[int | None, typer.Option()] = None,
     max_steps: Annotated[
@@ -110,6 +113,7 @@ def train(
             precision=precision,
             device=device,
             num_workers=num_workers,
+            threads=threads,
             seed=seed,
             checkpoint_every=checkpoint_every,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,7 +29,7 @@ from typing import Any
 import lcd_core
 import numpy as np
 import torch
-from lcd_core import progress, write_json
+from lcd_core import InputError, progress, remove_stale_temps, write_json
 from torch.utils.data import DataLoader
 
 from . import distributed as D
@@ -115,8 +116,15 @@ def train(
     config.validate()
     device = _device(config)
     started = D.init_from_env(device.type)
+    out = Path(out_dir)
+    created = _Created(out) if D.rank() == 0 else None
+    threads = torch.get_num_threads()
+    if config.threads is not None:  # results then do not depend on OMP_NUM_THREADS (see TrainConfig)
+        torch.set_num_threads(int(config.threads))
     try:
-        run = _build(data, config, Path(out_dir), device)
+        if created is not None and out.is_dir():
+            remove_stale_temps(out)  # a killed run's half-written checkpoint.pt temporaries
+        run = _build(data, config, out, device)
         _resume(run)
         nets = _networks(run)
         log = MetricsLog(run.out_dir / METRICS_FILE, resume_step=run.step, enabled=run.is_main)
@@ -128,9 +136,41 @@ def train(
             while run.step < stop_at:
                 _train_epoch(run, nets, log, advance, stop_at=stop_at, on_step=on_step)
         return run.out_dir
+    except (InputError, OSError):  # bad input (a missing image is a FileNotFoundError), not a bug
+        if created is not None:
+            created.undo()
+        raise
     finally:
+        torch.set_num_threads(threads)
         if started:
             torch.distributed.destroy_process_group()
+
+
+class _Created:
+    """What a new run writes before its first checkpoint, removed again when bad input stops it.
+
+    A run refused for its input (an unreadable image, a wrong option found while building) then leaves
+    no half-started run folder (``train_config.json`` and a ``metrics.jsonl`` without a checkpoint).
+    Once ``checkpoint.pt`` exists, nothing is removed: the run can be resumed.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.existed = out.is_dir()
+        self.before = set(out.iterdir()) if self.existed else set()
+        self.resumable = (out / STATE_FILE).exists()
+
+    def undo(self) -> None:
+        if self.resumable or (self.out / STATE_FILE).exists():
+            return
+        if not self.existed:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        for entry in set(self.out.iterdir()) - self.before:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 @dataclass
