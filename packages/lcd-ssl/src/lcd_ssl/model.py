@@ -4,8 +4,8 @@ The teacher is ``timm.utils.ModelEmaV3(student).module``: timm makes the copy (e
 it with ``apply_update_(student, decay=m)``, a fused ``torch._foreach_lerp_`` over every floating
 tensor of the state dict: ``t + (1 - m) (s - t)``. It replaces a hand-written
 ``t = m t + (1 - m) s`` (``_foreach_mul_`` + ``_foreach_add_``): measured on ViT-S/16 with the DINO
-head (28 M parameters, 1 CPU thread, 2026-12-02), 10.1 ms per update instead of 23.9 ms, one pass over
-the weights instead of two. The two forms round differently in float32 (max |Δ| 1.3e-6 after 50
+head (28 M parameters, 1 CPU thread, 20 updates, two alternating runs, 2026-12-02, x86_64 2 cores),
+10.6-12.5 ms per update instead of 13.5-14.6 ms: one pass over the weights instead of two. The two forms round differently in float32 (max |Δ| 1.3e-6 after 50
 updates of ViT-S weights), so teachers are not bit-identical to lcd-ssl 0.2.0's; within one version
 runs stay bit-reproducible (resume, DDP: tests/ssl).
 """
