@@ -58,8 +58,12 @@ def _root(
     show_version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
     ] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More messages (-vv: debug).")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More messages (-vv: debug).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+    ] = False,
 ) -> None:
     """LCD: live-cell brightfield profiling from images to activity, MoA and a report."""
     from lcd_core import set_verbosity
@@ -99,9 +103,10 @@ def simulate_cmd(
 
 
 def _run_engine(cfg: dict, stop_after: str | None, dry_run: bool = False) -> Path:
+    from .console import print_stage
     from .engine import run_pipeline
 
-    return run_pipeline(cfg, log=typer.echo, stop_after=stop_after, dry_run=dry_run)
+    return run_pipeline(cfg, log=print_stage, stop_after=stop_after, dry_run=dry_run)
 
 
 @app.command("demo")
