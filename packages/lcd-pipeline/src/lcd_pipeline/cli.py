@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from lcd_core import handles_bad_input
+from lcd_core import add_common_options, fail, handles_bad_input
 from typer.core import TyperGroup
 
 from .mount import MountedApp, discover
@@ -45,38 +45,15 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"lcd-pipeline {version('lcd-pipeline')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    show_version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
-    ] = False,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More messages (-vv: debug).")
-    ] = 0,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
-    ] = False,
-) -> None:
-    """LCD: live-cell brightfield profiling from images to activity, MoA and a report."""
-    from lcd_core import set_verbosity
-
-    set_verbosity(-1 if quiet else verbose)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+add_common_options(
+    app,
+    "LCD: live-cell brightfield profiling from images to activity, MoA and a report.",
+    package="lcd-pipeline",
+)
 
 
 @app.command("simulate")
+@handles_bad_input
 def simulate_cmd(
     out: Annotated[Path, typer.Argument(help="Folder to create (Opera-style images, plate map, truth/).")],
     preset: Annotated[str, typer.Option(help="Design size: 'demo' (small, fast) or 'default'.")] = "demo",
@@ -94,11 +71,8 @@ def simulate_cmd(
     from .simulate import preset_config, simulate_plate
 
     overrides = {"n_replicas": replicas, "image_size": image_size, "fovs_per_well": fovs}
-    try:
-        cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
-        plate = simulate_plate(out, cfg, overwrite=overwrite)
-    except (ValueError, FileExistsError) as exc:
-        _fail(str(exc))
+    cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    plate = simulate_plate(out, cfg, overwrite=overwrite)
     typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
 
 
@@ -183,7 +157,7 @@ def report_cmd(
     from .report import build_report
 
     if not results.is_dir():
-        _fail(f"results folder not found: {results}")
+        fail(f"results folder not found: {results}")
     path = build_report(results, out or results / "report.html")
     typer.echo(f"report: {path.resolve()}")
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from lcd_core import ConfigError
 
 #: The phenotype axes a compound can move, in the order of the MoA vectors.
 PHENOTYPES = ("size", "rounding", "count_loss", "texture", "nuclear_contrast")
@@ -105,7 +106,7 @@ class SimulationConfig:
                 "raise plates_per_replica or plate_rows/plate_columns"
             )
         if problems:
-            raise ValueError("invalid simulation config: " + "; ".join(problems))
+            raise ConfigError("invalid simulation config: " + "; ".join(problems))
 
     def n_compounds(self) -> int:
         """Compounds in the design (MoA members and inert ones)."""
@@ -309,5 +310,5 @@ PRESETS: dict[str, dict] = {
 def preset_config(name: str = "demo", **overrides) -> SimulationConfig:
     """A :class:`SimulationConfig` from a named preset (:data:`PRESETS`) with keyword overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return SimulationConfig(**{**PRESETS[name], **overrides})

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError, atomic_dir
 
 from .design import (
     PHENOTYPES,
@@ -196,11 +197,9 @@ def simulate_plate(
     cfg = config or SimulationConfig()
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
+        raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
     # lcd-core's atomic folder: a half-written plate is never visible, and the folder gets the user's
     # umask (a tempfile.mkdtemp folder renamed into place stayed 0700: unreadable for the group)
-    from lcd_core import atomic_dir
-
     with atomic_dir(out) as tmp:
         tmp.mkdir()
         _write(tmp, cfg, batch_size=batch_size, progress=progress)
