@@ -36,9 +36,10 @@ def networks(variant: str, precision: str, args) -> Networks:
         precision=precision, device=args.device,
     )  # fmt: skip
     torch.manual_seed(0)
-    student, teacher = build_student_teacher(cfg, 3)
+    student, ema = build_student_teacher(cfg, 3)
     student.to(args.device)
-    teacher.to(args.device)
+    ema.to(args.device)
+    teacher = ema.module
     loss_fn = MultiCropLoss(
         cfg.out_dim, n_replicas=N_REPLICAS if cfg.cross_batch else 1, use_barlow=cfg.use_barlow
     ).to(args.device)
@@ -50,7 +51,7 @@ def networks(variant: str, precision: str, args) -> Networks:
     half = torch.full((1, 3, 1, 1), 0.5, device=args.device)
     optimizer = torch.optim.AdamW(param_groups(student))
     return Networks(
-        student, teacher, student, teacher, loss_fn, optimizer, autocast, half, half, cfg.clip_grad
+        student, teacher, student, teacher, loss_fn, optimizer, autocast, half, half, cfg.clip_grad, ema
     )
 
 

@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 from lcd_pipeline.config import resolve
@@ -47,7 +49,11 @@ def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("run") / "results"
     cfg = resolve({**REDUCED, "results": str(root)})
     logs: list[str] = []
-    run_pipeline(cfg, log=logs.append)
+    old_umask = os.umask(0o022)  # the common default; test_outputs_are_group_readable checks its effect
+    try:
+        run_pipeline(cfg, log=logs.append)
+    finally:
+        os.umask(old_umask)
     return root, cfg, logs
 
 
@@ -56,6 +62,53 @@ def test_every_stage_wrote_its_outputs(results):
     for stage in STAGES:
         for out in stage.outputs:
             assert (root / out).exists(), f"{stage.name}: {out} missing; log: {logs}"
+
+
+def test_outputs_are_group_readable_under_umask_022(results):
+    """Every file and folder the pipeline wrote has the mode open()/mkdir give under umask 022.
+
+    Oracle: the umask rule itself (0o644 files, 0o755 folders). tempfile's 0o600/0o700, kept by a
+    renamed temporary, would make results unreadable for colleagues on a shared filesystem.
+    """
+    root, _, _ = results
+    paths = [root, *root.rglob("*")]
+    assert len(paths) > 100  # every stage's outputs, the simulated plate's images included
+    wrong = []
+    for path in paths:
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        want = 0o755 if path.is_dir() else 0o644
+        group_ok = mode & 0o040 and (not path.is_dir() or mode & 0o010)
+        if mode != want or not group_ok:
+            wrong.append(f"{oct(mode)} {path.relative_to(root)}")
+    assert not wrong, f"{len(wrong)} paths without the umask's mode, e.g. {wrong[:5]}"
+
+
+def test_scanpy_reads_the_corrected_well_profiles_and_needs_no_use_rep(results):
+    """scverse habits: X is the chosen correction, .raw the uncorrected features, params in uns."""
+    import scanpy as sc
+
+    root, cfg, _ = results
+    adata = sc.read_h5ad(root / "profiles_well.h5ad")
+    chosen = adata.uns["lcd_pipeline"]
+    assert chosen["method"] == cfg["norm"]["use"]
+    np.testing.assert_array_equal(adata.X, adata.obsm[chosen["X"]])  # X is the correction, not raw
+    raw = adata.raw.to_adata()
+    fov = sc.read_h5ad(root / "profiles_fov.h5ad")
+    assert raw.n_vars == fov.n_vars and not np.array_equal(raw.X[:, : adata.n_vars], adata.X)
+    for key in adata.obsm:
+        assert "params" in adata.uns[key], f"{key}: its parameters are not in uns"
+    text = [c for c in ("plate", "well", "compound", "moa", "replica") if c in adata.obs]
+    assert text and all(isinstance(adata.obs[c].dtype, pd.CategoricalDtype) for c in text)
+    assert "timepoint_h" in adata.obs and adata.obs["timepoint_h"].notna().all()
+    sc.pp.neighbors(adata)  # no use_rep: scanpy takes X (PCA of X when it has > 50 features)
+    sc.tl.umap(adata)
+    umap = adata.obsm["X_umap"]
+    assert umap.shape == (adata.n_obs, 2) and np.isfinite(umap).all() and umap.std(axis=0).min() > 0
+    doc = (root / "report.html").read_text()
+    section = doc.split('<section id="wells">', 1)[1].split("</section>", 1)[0]
+    assert section.count("data:image/png;base64,") == 2 and chosen["X"] in section
 
 
 def test_rerun_skips_every_stage(results):

@@ -1,4 +1,9 @@
-"""Aggregation between profile levels (tile → field of view → well)."""
+"""Aggregation between profile levels (tile → field of view → well).
+
+A pandas groupby rather than ``scanpy.get.aggregate``: same numbers (tests/norm/test_aggregate_scanpy.py),
+scanpy 6-21 % faster on 200k tiles x 384 features, but ~240 MB of dependencies (numba, llvmlite,
+statsmodels) for lcd-norm and no kept metadata (lcd-norm README, "Why not scanpy.get.aggregate?").
+"""
 
 from __future__ import annotations
 

@@ -77,9 +77,10 @@ def simulate_cmd(
 
 
 def _run_engine(cfg: dict, stop_after: str | None, dry_run: bool = False) -> Path:
+    from .console import print_stage
     from .engine import run_pipeline
 
-    return run_pipeline(cfg, log=typer.echo, stop_after=stop_after, dry_run=dry_run)
+    return run_pipeline(cfg, log=print_stage, stop_after=stop_after, dry_run=dry_run)
 
 
 @app.command("demo")

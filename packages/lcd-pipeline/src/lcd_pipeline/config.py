@@ -65,7 +65,6 @@ QUICK_SSL: dict[str, Any] = {
     "warmup_epochs": 0.1,
     "momentum_teacher": 0.99,
     "precision": "fp32",
-    "progress": False,
 }
 DEMO_SSL = QUICK_SSL  # the name used before presets existed
 

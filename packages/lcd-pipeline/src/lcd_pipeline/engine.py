@@ -180,7 +180,7 @@ def _tiles_path(ctx: Context) -> Path:
 
 
 def _normalize(ctx: Context) -> None:
-    from lcd_core import read_h5ad, write_h5ad, write_table
+    from lcd_core import read_h5ad, show_progress, write_h5ad, write_table
     from lcd_norm import aggregate, compare
 
     tiles = read_h5ad(_tiles_path(ctx), what="tile embeddings")
@@ -192,6 +192,7 @@ def _normalize(ctx: Context) -> None:
         control=ctx.cfg["control"],
         null_size=norm.get("null_size", 200),
         seed=ctx.cfg["seed"],
+        progress=show_progress(),
     )
     write_h5ad(fov, ctx.path("profiles_fov.h5ad"))
     write_table(table, ctx.path("norm_compare.parquet"))

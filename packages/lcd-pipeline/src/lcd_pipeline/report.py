@@ -2,7 +2,7 @@
 
 Each section is filled from the stage outputs present; a section whose inputs are missing says which
 stage did not run instead of disappearing silently. Section ids (stable, tested in a browser):
-``summary``, ``normalization``, ``activity``, ``ap-null``, ``moa``, ``polypharmacology``,
+``summary``, ``normalization``, ``wells``, ``activity``, ``ap-null``, ``moa``, ``polypharmacology``,
 ``attention``, ``nuclei``, ``truth``.
 """
 
@@ -20,6 +20,7 @@ import pandas as pd
 SECTIONS = {
     "summary": "Data summary",
     "normalization": "Normalization comparison (paper Table 1 analog)",
+    "wells": "Well profiles in scanpy: PCA and UMAP by MoA, dose, replica and plate, before and after correction",
     "activity": "Activity over dose × timepoint and mAP-ES sensitivity with the cell-count baseline (Fig. 2B, SM2)",
     "ap-null": "AP versus the DMSO null for chosen compounds (Fig. 6)",
     "moa": "MoA prediction as doses are added, confusion matrix (Fig. 3A/B)",
@@ -104,6 +105,31 @@ def _normalization(root: Path) -> str:
         fig = _img(plot_compare(table, Path(tmp) / "compare.png"), "normalization comparison")
     cols = [c for c in ("method", "status", "map", "map_fraction_significant", "batch_silhouette", "label_silhouette", "seconds", "reason") if c in table]  # fmt: skip
     return _table(table[cols]) + fig
+
+
+def _wells(root: Path) -> str:
+    """PCA and UMAP of ``profiles_well.h5ad`` as scanpy reads it (corrected ``X``, uncorrected ``.raw``)."""
+    path = root / "profiles_well.h5ad"
+    if not path.exists():
+        return _missing("the wells stage did not run")
+    import scanpy as sc
+
+    from .wells_view import embed_views, plot_views
+
+    wells = sc.read_h5ad(path)
+    if wells.n_obs < 4:
+        return _missing(f"{wells.n_obs} wells: too few for a neighbour graph")
+    views = embed_views(wells)
+    chosen = dict(wells.uns.get("lcd_pipeline", {}))
+    note = (
+        f"<p>{wells.n_obs} well profiles. <code>X</code> holds the chosen correction "
+        f"({html.escape(str(chosen.get('method', '?')))}: <code>{html.escape(str(chosen.get('X', '?')))}</code>), "
+        "<code>.raw</code> the uncorrected features, so <code>sc.pp.neighbors(adata); sc.tl.umap(adata)</code> "
+        "needs no <code>use_rep</code>. Top row: uncorrected; bottom row: corrected.</p>"
+    )
+    return note + "".join(
+        _fig(plot_views(views, basis), f"{basis} of the well profiles") for basis in ("umap", "pca")
+    )
 
 
 def _activity(root: Path) -> str:
@@ -343,6 +369,7 @@ def _all_doses_method(pred: pd.DataFrame) -> str:
 BUILDERS = {
     "summary": _summary,
     "normalization": _normalization,
+    "wells": _wells,
     "activity": _activity,
     "ap-null": _ap_null,
     "moa": _moa,

@@ -1,4 +1,14 @@
-"""Per-iteration schedules (values indexed by global step), as in DINO (Caron et al. 2021)."""
+"""Per-iteration schedules (values indexed by global step), as in DINO (Caron et al. 2021).
+
+The warmup + half-cosine shape is timm's ``CosineLRScheduler`` (per update, warmup as a prefix),
+evaluated once per run into arrays: a schedule is then a pure function of the config, so a resumed
+run needs no scheduler state, every process of a DDP run applies the same value, and the metrics log
+records exactly the value applied. timm's scheduler writes one field ("lr") into every parameter group
+of an optimizer; DINO also schedules the weight decay of the decayed group only, the teacher's EMA
+momentum and the teacher temperature, so each shape is evaluated on a private one-parameter optimizer
+(``SGD``, never stepped). The arrays equal the hand-written numpy version they replace bit for bit
+(tests/ssl/test_schedules.py, which keeps it as the oracle).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +22,47 @@ def cosine_schedule(
 ) -> np.ndarray:
     """Linear warmup from ``warmup_start`` to ``base`` over ``warmup_steps``, then a half cosine to ``final``.
 
-    Returns a float64 array of length ``total_steps``; step ``i`` uses ``values[i]``.
+    Parameters
+    ----------
+    base
+        The value after warmup (the cosine's start).
+    final
+        The value the cosine ends at (reached after the last step).
+    total_steps
+        Length of the schedule.
+    warmup_steps
+        Steps of linear warmup (clipped to ``[0, total_steps]``).
+    warmup_start
+        The value at step 0 when there is a warmup.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, length ``total_steps``; step ``i`` uses ``values[i]``.
     """
+    import torch
+    from timm.scheduler import CosineLRScheduler
+
+    total_steps = int(total_steps)
     warmup_steps = int(min(max(warmup_steps, 0), total_steps))
-    warm = np.linspace(warmup_start, base, warmup_steps, endpoint=False) if warmup_steps else np.zeros(0)
-    rest = total_steps - warmup_steps
-    i = np.arange(rest)
-    cos = final + 0.5 * (base - final) * (1 + np.cos(np.pi * i / max(rest, 1)))
-    return np.concatenate([warm, cos]).astype(np.float64)
+    values = np.empty(total_steps, dtype=np.float64)
+    if total_steps == 0:
+        return values
+    holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=float(base))
+    scheduler = CosineLRScheduler(
+        holder,
+        t_initial=max(total_steps - warmup_steps, 1),
+        lr_min=float(final),
+        warmup_t=warmup_steps,
+        warmup_lr_init=float(warmup_start),
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    group = holder.param_groups[0]
+    for step in range(total_steps):
+        scheduler.step_update(step)
+        values[step] = group["lr"]
+    return values
 
 
 @dataclass(frozen=True)

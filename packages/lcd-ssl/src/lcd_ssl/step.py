@@ -9,12 +9,15 @@ import torch
 from torch import nn
 
 from .losses import MultiCropLoss
-from .model import clip_gradients, ema_update
+from .model import clip_gradients
 
 
 @dataclass
 class Networks:
-    """Student (``model``: possibly DDP/compile-wrapped), EMA teacher, loss and optimizer of a run."""
+    """Student (``model``: possibly DDP/compile-wrapped), EMA teacher, loss and optimizer of a run.
+
+    ``teacher`` is ``ema.module`` (timm ``ModelEmaV3``, see :mod:`lcd_ssl.model`).
+    """
 
     student: nn.Module
     teacher: nn.Module
@@ -26,6 +29,7 @@ class Networks:
     mean: torch.Tensor
     std: torch.Tensor
     clip_grad: float
+    ema: nn.Module
 
 
 def forward_losses(nets: Networks, crops: list[torch.Tensor], teacher_ids: torch.Tensor, teacher_temp: float):
@@ -53,7 +57,7 @@ def apply_update(
     momentum: float,
     freeze_last_layer: bool,
 ) -> None:
-    """Backward, per-parameter clipping, optional last-layer freeze, AdamW step, EMA teacher update."""
+    """Backward, per-parameter clipping, optional last-layer freeze, AdamW step, EMA teacher update (timm)."""
     for i, group in enumerate(nets.optimizer.param_groups):
         group["lr"] = lr
         if i == 0:  # group 0 holds the weights; biases and norms are never decayed
@@ -65,4 +69,5 @@ def apply_update(
     if freeze_last_layer:
         nets.student.head.last_layer.grad = None
     nets.optimizer.step()
-    ema_update(nets.teacher, nets.student, momentum)
+    with torch.no_grad():  # ModelEmaV3.update is no_grad; apply_update_ (the per-step decay) is not
+        nets.ema.apply_update_(nets.student, decay=momentum)

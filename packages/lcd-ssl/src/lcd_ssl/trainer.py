@@ -190,7 +190,7 @@ class _Run:
     dataset: CropDataset
     sampler: CrossBatchSampler
     student: torch.nn.Module
-    teacher: torch.nn.Module
+    ema: torch.nn.Module  # timm ModelEmaV3; the teacher network is ema.module
     loss_fn: MultiCropLoss
     optimizer: torch.optim.Optimizer
     sched: Schedules
@@ -200,6 +200,10 @@ class _Run:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def teacher(self) -> torch.nn.Module:
+        return self.ema.module
 
     @property
     def steps_per_epoch(self) -> int:
@@ -264,9 +268,9 @@ def _build(data: Any, config: TrainConfig, out_dir: Path, device: torch.device) 
     )
 
     torch.manual_seed(config.seed)
-    student, teacher = build_student_teacher(config, in_chans)
+    student, ema = build_student_teacher(config, in_chans)
     student.to(device)
-    teacher.to(device)
+    ema.to(device)
     loss_fn = MultiCropLoss(
         config.out_dim,
         n_replicas=1 if index is None else len(index.replica_names),
@@ -292,7 +296,7 @@ def _build(data: Any, config: TrainConfig, out_dir: Path, device: torch.device) 
         dataset=dataset,
         sampler=sampler,
         student=student,
-        teacher=teacher,
+        ema=ema,
         loss_fn=loss_fn,
         optimizer=optimizer,
         sched=sched,
@@ -356,6 +360,7 @@ def _networks(run: _Run) -> Networks:
         mean,
         std,
         config.clip_grad,
+        run.ema,
     )
 
 

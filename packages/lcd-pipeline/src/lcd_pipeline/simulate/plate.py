@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lcd_core import InputError
+from lcd_core import InputError, atomic_dir
 
 from .design import (
     PHENOTYPES,
@@ -200,16 +198,11 @@ def simulate_plate(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    # lcd-core's atomic folder: a half-written plate is never visible, and the folder gets the user's
+    # umask (a tempfile.mkdtemp folder renamed into place stayed 0700: unreadable for the group)
+    with atomic_dir(out) as tmp:
+        tmp.mkdir()
         _write(tmp, cfg, batch_size=batch_size, progress=progress)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return SimulatedPlate(out)
 
 
