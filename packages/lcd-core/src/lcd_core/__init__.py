@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 _EXPORTS = {
     # errors
@@ -54,6 +54,20 @@ _EXPORTS = {
     "rep_name": "profiles",
     "source_of": "profiles",
     "check_finite": "profiles",
+    # tile stores (sharded tile embeddings on disk)
+    "TILE_COLUMNS": "tiles",
+    "CHUNK_TILES": "tiles",
+    "TileStore": "tiles",
+    "open_tiles": "tiles",
+    "read_tiles": "tiles",
+    "is_tile_store": "tiles",
+    "tile_obs": "tiles",
+    "part_name": "tiles",
+    "write_tile_part": "tiles",
+    "read_tile_part": "tiles",
+    "finish_tile_store": "tiles",
+    "check_tile_store_path": "tiles",
+    "describe_tile_store": "tiles",
     # metadata
     "control_mask": "controls",
     "groups_without_controls": "controls",
