@@ -13,7 +13,7 @@ from lcd_core import ImageReadError as ImageReadError
 from lcd_core import InputError as InputError
 from lcd_core import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # public name -> module; loaded lazily so `import lcd_embed` (and `lcd --help`) stays fast
 _EXPORTS = {
