@@ -13,6 +13,7 @@ inside the functions that use them.
 from lcd_core import InputError
 
 from lcd_norm.aggregate import aggregate
+from lcd_norm.aggregate_tiles import aggregate_tiles
 from lcd_norm.compare import METHODS, OBSM_KEYS, compare
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn
@@ -21,13 +22,14 @@ from lcd_norm.mad import mad_robustize
 from lcd_norm.mad_harmony_fov import mad_harmony_fov
 from lcd_norm.plot import plot_compare
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "METHODS",
     "OBSM_KEYS",
     "InputError",
     "aggregate",
+    "aggregate_tiles",
     "compare",
     "evaluate",
     "fastmnn",
