@@ -203,7 +203,7 @@ def generate(scale: int, root: Path, tiles: int | None = None) -> dict:
             "tile_y": (tile // side) * 224,
             "tile_x": (tile % side) * 224,
         }
-        write_tile_part(shards / part_name(k, n_parts), ids, X, names)
+        write_tile_part(shards / part_name(k, n_parts), ids, X, feature_names=names)
         if k % 200 == 0:
             print(f"  part {k}/{n_parts} ({time.perf_counter() - start:.0f} s)", flush=True)
     finish_tile_store(
@@ -377,10 +377,12 @@ def exponent(x, y) -> float:
 def table(series: str = "plates") -> str:
     records = [r for r in json.loads(RESULTS.read_text()) if r["series"] == series]
     frame = pd.DataFrame(records)
+    scales = sorted(frame["scale"].unique())
     lines = []
     for stage in [s for s in STAGES if s in set(frame["stage"])]:
         sub = frame[frame["stage"] == stage].sort_values("scale")
-        cells = [f"{r.seconds:.1f} s / {r.peak_rss_mb / 1024:.2f} GB" for r in sub.itertuples()]
+        by_scale = {r.scale: f"{r.seconds:.1f} s / {r.peak_rss_mb / 1024:.2f} GB" for r in sub.itertuples()}
+        cells = [by_scale.get(s, "—") for s in scales]
         exp_t = exponent(sub["n_tiles"], sub["seconds"]) if len(sub) > 1 else float("nan")
         exp_m = exponent(sub["n_tiles"], sub["peak_rss_mb"]) if len(sub) > 1 else float("nan")
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {exp_t:.2f} | {exp_m:.2f} |")
@@ -393,11 +395,11 @@ def table(series: str = "plates") -> str:
             d = design(int(r.scale), int(r.tiles_per_field))
             fields_mb = fields_table(d, layout(d)).memory_usage(deep=True).sum() / 1e6
             own.append((r.peak_rss_mb - r.import_rss_mb - r.table_mb - fields_mb) / 1024)
-        cells = [f"{v:.2f} GB" for v in own]
+        by_scale = dict(zip(agg["scale"], own, strict=True))
+        cells = [f"{by_scale[s]:.2f} GB" if s in by_scale else "—" for s in scales]
         exp_o = exponent(agg["n_tiles"], own) if len(agg) > 1 else float("nan")
         lines.append("| aggregate: peak RSS − imports − FOV output − field table | " + " | ".join(cells)
                      + f" | | {exp_o:.2f} |")  # fmt: skip
-    scales = sorted(frame["scale"].unique())
     tiles = [frame[frame["scale"] == s]["n_tiles"].iloc[0] for s in scales]
     head = "| stage | " + " | ".join(
         f"{s}x ({t / 1e6:.2f} M tiles)" for s, t in zip(scales, tiles, strict=True)

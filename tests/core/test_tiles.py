@@ -46,7 +46,7 @@ def make_store(tmp_path, *, n_fields=9, n_features=6, seed=0, bounds=(0, 4, 9)):
     for k in range(n_parts):
         m = (rows >= bounds[k]) & (rows < bounds[k + 1])
         ids = {"manifest_row": rows[m], "tile": tiles[m], "tile_y": tiles[m] * 16, "tile_x": tiles[m] * 0 + 5}
-        write_tile_part(shards / part_name(k, n_parts), ids, X[m], names)
+        write_tile_part(shards / part_name(k, n_parts), ids, X[m], feature_names=names)
     out = finish_tile_store(
         shards, tmp_path / "e.parquet", fields=fields, feature_names=names, uns={"lcd": {"level": "tile"}}
     )
@@ -93,7 +93,9 @@ def test_plain_parquet_readers_see_the_tile_table(tmp_path):
 
 def test_part_round_trip_and_empty_part(tmp_path):
     ids = {c: np.zeros(0, np.int64) for c in ("manifest_row", "tile", "tile_y", "tile_x")}
-    path = write_tile_part(tmp_path / "p.parquet", ids, np.zeros((0, 3), np.float32), ["a", "b", "c"])
+    path = write_tile_part(
+        tmp_path / "p.parquet", ids, np.zeros((0, 3), np.float32), feature_names=["a", "b", "c"]
+    )
     got_ids, got_X = read_tile_part(path)
     assert got_X.shape == (0, 3) and len(got_ids["tile"]) == 0
 
@@ -114,7 +116,7 @@ def test_bad_stores_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match=r"<name>\.parquet"):
         check_tile_store_path(tmp_path / "x.h5ad")
     with pytest.raises(InputError, match="features must be"):
-        write_tile_part(tmp_path / "q.parquet", ids_of(2), np.zeros((2, 2)), ["a"])
+        write_tile_part(tmp_path / "q.parquet", ids_of(2), np.zeros((2, 2)), feature_names=["a"])
 
 
 def ids_of(n):

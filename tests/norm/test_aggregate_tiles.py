@@ -41,7 +41,7 @@ def build_store(tmp_path, *, n_fields=48, tiles_per_field=None, n_features=7, se
     for k in range(3):
         m = (rows >= bounds[k]) & (rows < bounds[k + 1])
         ids = {"manifest_row": rows[m], "tile": tiles[m], "tile_y": tiles[m] // 3, "tile_x": tiles[m] % 3}
-        write_tile_part(shards / part_name(k, 3), ids, X[m], names)
+        write_tile_part(shards / part_name(k, 3), ids, X[m], feature_names=names)
     store = finish_tile_store(
         shards,
         tmp_path / "t.parquet",

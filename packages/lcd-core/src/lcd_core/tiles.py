@@ -87,8 +87,8 @@ def write_tile_part(
     path: str | os.PathLike,
     ids: Mapping[str, np.ndarray],
     X: np.ndarray,
-    feature_names: Sequence[str],
     *,
+    feature_names: Sequence[str],
     row_group_size: int = ROW_GROUP_TILES,
 ) -> Path:
     """Write one part (tile ids + float32 features) atomically.

@@ -242,7 +242,7 @@ def write_shard(
         "tile_y": coords[:, 0],
         "tile_x": coords[:, 1],
     }
-    write_tile_part(data, ids, arrays["X"], feature_names)
+    write_tile_part(data, ids, arrays["X"], feature_names=feature_names)
     info = {"fingerprint": fp, "n_tiles": len(arrays["rows"]), "failures": failures}
     write_json(json.loads(json.dumps(info, default=str)), marker)
 
