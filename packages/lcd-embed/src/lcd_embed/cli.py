@@ -86,7 +86,12 @@ def manifest_cmd(
 def embed_cmd(
     manifest: Annotated[Path, typer.Argument(help="Manifest (.csv/.tsv/.parquet).")],
     model: Annotated[str, typer.Option(help="Checkpoint folder or timm model name.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad or .zarr.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Tile store <name>.parquet (sharded, any size) or one AnnData .h5ad/.zarr."
+        ),
+    ],
     weights: Annotated[
         Path | None, typer.Option(help="Local weights for a timm name (.safetensors/.pth).")
     ] = None,
@@ -131,7 +136,9 @@ def embed_cmd(
     shard_size: Annotated[
         int | None, typer.Option(help="Manifest rows per shard (distribution/resume unit).")
     ] = None,
-    keep_shards: Annotated[bool, typer.Option(help="Keep <out>.shards/ after merging.")] = False,
+    keep_shards: Annotated[
+        bool, typer.Option(help="Keep <out>.shards/ after merging into .h5ad/.zarr.")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed (random init when no weights).")] = None,
     progress: Annotated[
         bool | None,
@@ -139,6 +146,8 @@ def embed_cmd(
     ] = None,
 ) -> None:
     """Embed every tile of every field; runs sharded under torchrun (gloo on CPU, nccl on GPU)."""
+    from lcd_core import TileStore
+
     from .embedding import embed
     from .output import failures_csv
 
@@ -179,8 +188,12 @@ def embed_cmd(
         ),
     )
     if adata is not None:
-        n_fail = len(adata.uns["lcd_embed"]["failures"]["manifest_row"])
-        msg = f"wrote {out}: {adata.n_obs} tiles x {adata.n_vars} features"
+        failures = adata.uns["lcd_embed"]["failures"]
+        if isinstance(adata, TileStore):  # a .parquet tile store: failures are records
+            n_fail, n_obs, n_vars = len(failures), adata.n_tiles, adata.n_features
+        else:
+            n_fail, n_obs, n_vars = len(failures["manifest_row"]), adata.n_obs, adata.n_vars
+        msg = f"wrote {out}: {n_obs} tiles x {n_vars} features"
         if n_fail:
             msg += f"; {n_fail} field(s) skipped, listed in {failures_csv(out)}"
         typer.echo(msg)

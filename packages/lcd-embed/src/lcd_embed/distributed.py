@@ -2,9 +2,12 @@
 
 The manifest is cut into fixed-size shards of consecutive rows (independent of the number of
 processes, so a re-run with another world size still reuses finished shards); shard k goes to rank
-k mod world. Each finished shard is an ``.npz`` (features + row/tile/coordinates) plus a JSON done
-marker written last, both atomically; a re-run skips shards whose marker carries the same
-fingerprint. Rank 0 merges the shards in manifest order.
+k mod world. Each finished shard is a tile-store part (``part-KKKKK-of-NNNNN.parquet``: manifest row,
+tile, tile coordinates, features; :mod:`lcd_core.tiles`) plus a JSON done marker written last
+(``_part-....json``), both atomically; a re-run skips shards whose marker carries the same
+fingerprint. Rank 0 then either makes the shard folder the output tile store (``.parquet``: no copy,
+memory independent of the number of tiles) or merges the shards in manifest order into one AnnData
+(``.h5ad`` / ``.zarr``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from lcd_core import InputError, read_npz, write_json, write_npz
+from lcd_core import InputError, part_name, read_tile_part, write_json, write_tile_part
 
 from .device import resolve_device
 
@@ -163,7 +166,9 @@ def state_dict_digest(model: torch.nn.Module) -> str:
 
 
 def shard_files(shard_dir: Path, k: int, n: int) -> tuple[Path, Path]:
-    """The data file and the done marker of shard ``k`` of ``n``.
+    """The data file (a tile-store part) and the done marker of shard ``k`` of ``n``.
+
+    The marker's name starts with ``_`` so that parquet dataset readers skip it.
 
     Parameters
     ----------
@@ -172,8 +177,8 @@ def shard_files(shard_dir: Path, k: int, n: int) -> tuple[Path, Path]:
     k, n
         Shard index and count.
     """
-    stem = f"shard-{k:05d}-of-{n:05d}"
-    return shard_dir / f"{stem}.npz", shard_dir / f"{stem}.json"
+    data = shard_dir / part_name(k, n)
+    return data, shard_dir / f"_{data.stem}.json"
 
 
 def shard_done(shard_dir: Path, k: int, n: int, fp: str) -> bool:
@@ -204,9 +209,15 @@ def shard_done(shard_dir: Path, k: int, n: int, fp: str) -> bool:
 
 
 def write_shard(
-    shard_dir: Path, k: int, n: int, fp: str, arrays: dict[str, np.ndarray], failures: list[dict]
+    shard_dir: Path,
+    k: int,
+    n: int,
+    fp: str,
+    arrays: dict[str, np.ndarray],
+    failures: list[dict],
+    feature_names: list[str],
 ) -> None:
-    """Shard data then its done marker, each atomically (numeric arrays only: read back without pickle).
+    """Shard data (a tile-store part) then its done marker, each atomically.
 
     Parameters
     ----------
@@ -220,9 +231,18 @@ def write_shard(
         ``X``, ``rows``, ``tiles``, ``coords``.
     failures
         Failure records of the shard.
+    feature_names
+        The feature column names.
     """
     data, marker = shard_files(shard_dir, k, n)
-    write_npz(arrays, data)
+    coords = arrays["coords"].reshape(-1, 2)
+    ids = {
+        "manifest_row": arrays["rows"],
+        "tile": arrays["tiles"],
+        "tile_y": coords[:, 0],
+        "tile_x": coords[:, 1],
+    }
+    write_tile_part(data, ids, arrays["X"], feature_names=feature_names)
     info = {"fingerprint": fp, "n_tiles": len(arrays["rows"]), "failures": failures}
     write_json(json.loads(json.dumps(info, default=str)), marker)
 
@@ -237,5 +257,24 @@ def read_shard(shard_dir: Path, k: int, n: int) -> tuple[dict[str, np.ndarray], 
     k, n
         Shard index and count.
     """
-    data, marker = shard_files(shard_dir, k, n)
-    return read_npz(data, what="embedding shard"), json.loads(marker.read_text())["failures"]
+    ids, X = read_tile_part(shard_files(shard_dir, k, n)[0])
+    arrays = {
+        "X": X,
+        "rows": ids["manifest_row"],
+        "tiles": ids["tile"],
+        "coords": np.stack([ids["tile_y"], ids["tile_x"]], axis=1),
+    }
+    return arrays, read_failures(shard_dir, k, n)
+
+
+def read_failures(shard_dir: Path, k: int, n: int) -> list[dict]:
+    """The failure records in shard ``k``'s done marker.
+
+    Parameters
+    ----------
+    shard_dir
+        ``<out>.shards``.
+    k, n
+        Shard index and count.
+    """
+    return json.loads(shard_files(shard_dir, k, n)[1].read_text())["failures"]

@@ -10,6 +10,7 @@ concatenate the CLS tokens of the last blocks: Caron et al. 2021).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -20,13 +21,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from lcd_core import InputError, progress, remove_stale_temps, write_h5ad, write_table
+from lcd_core import InputError, finish_tile_store, open_tiles, progress, remove_stale_temps, write_h5ad, write_table
 
 from . import distributed as dd
 from .checkpoint import load_backbone, unwrap
 from .dataset import FieldRun, FieldTiles, field_run
 from .manifest import plane_columns, read_manifest, validate_manifest
-from .output import build_tile_adata, check_anndata_path, failures_csv
+from .output import (
+    build_tile_adata,
+    check_embedding_path,
+    check_finite,
+    failures_csv,
+    feature_names,
+    is_store_path,
+    var_columns,
+)
 from .recipe import InputConfig, _named, resolve_input_config
 
 POOLINGS = ("cls", "mean", "cls+mean")
@@ -111,8 +120,11 @@ def embed(
         :func:`lcd_embed.load_backbone`. A timm name without weights is randomly initialised from
         ``seed`` (identically on every rank).
     out
-        ``.h5ad`` or ``.zarr`` to write atomically (required under torchrun). Finished shards are
-        kept in ``<out>.shards/`` until the merge, so a re-run skips them.
+        Where the embeddings go (required under torchrun): a tile store ``<name>.parquet`` (a folder of
+        parquet parts, one per shard, that is never loaded whole: any number of tiles; see
+        :mod:`lcd_core.tiles`), or one AnnData ``.h5ad`` / ``.zarr`` (merged in memory). Finished
+        shards are kept in ``<out>.shards/`` until the end, so a re-run skips them; a store is made
+        by renaming that folder, without a copy.
     weights
         Local weights for a timm model name (see :func:`lcd_embed.load_backbone`).
     preprocessing
@@ -138,7 +150,7 @@ def embed(
     shard_size
         Manifest rows per shard (the unit of distribution and resume).
     keep_shards
-        Keep ``<out>.shards/`` after the merge.
+        Keep ``<out>.shards/`` after merging into an ``.h5ad`` / ``.zarr`` (a tile store *is* the shards).
     progress
         Show a progress bar in tiles per second (rank 0).
     seed
@@ -146,10 +158,12 @@ def embed(
 
     Returns
     -------
-    anndata.AnnData or None
-        X float32 (tiles x features); obs = manifest columns + ``manifest_row, tile, tile_y,
-        tile_x``; uns["lcd_embed"] = model config, spec, preprocessing, pooling, failures;
-        uns["lcd"]["level"] = "tile". ``None`` on ranks other than 0.
+    anndata.AnnData, lcd_core.TileStore or None
+        An AnnData (for no ``out``, ``.h5ad`` or ``.zarr``): X float32 (tiles x features); obs =
+        manifest columns + ``manifest_row, tile, tile_y, tile_x``; uns["lcd_embed"] = model config,
+        spec, preprocessing, pooling, failures; uns["lcd"]["level"] = "tile". For a ``.parquet``
+        output, the opened :class:`lcd_core.TileStore` (same content, read in chunks;
+        ``lcd_core.read_tiles`` loads it as this AnnData). ``None`` on ranks other than 0.
     """
     if on_error not in ON_ERROR:
         raise InputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -166,7 +180,7 @@ def embed(
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
     if out is not None:
-        out = check_anndata_path(out)
+        out = check_embedding_path(out)
     ctx = dd.setup(device)
     try:
         if ctx.world > 1 and out is None:
@@ -309,10 +323,19 @@ def _run(
             for k in plan.todo:
                 rows = list(range(*plan.ranges[k]))
                 arrays, failures = embedder.run(job.run, rows, num_workers, on_error, advance)
+                check_finite(arrays)  # before anything is written: a store never holds NaN
                 if plan.shard_dir is None:
                     in_memory[k] = (arrays, failures)
                 else:
-                    dd.write_shard(plan.shard_dir, k, len(plan.ranges), plan.fingerprint, arrays, failures)
+                    dd.write_shard(
+                        plan.shard_dir,
+                        k,
+                        len(plan.ranges),
+                        plan.fingerprint,
+                        arrays,
+                        failures,
+                        feature_names(embedder.dim),
+                    )
     except (InputError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)
         if ctx.world == 1:
@@ -327,8 +350,10 @@ def _run(
 def _merge(
     ctx: dd.DistContext, job: _Job, plan: _Plan, dim: int, in_memory, *, out: Path | None, keep_shards: bool
 ):
-    """Rank 0: every shard in manifest order -> one AnnData, written atomically with its failures CSV."""
+    """Rank 0: the shard folder becomes the tile store, or every shard in manifest order -> one AnnData."""
     n = len(plan.ranges)
+    if out is not None and is_store_path(out):
+        return _finish_store(ctx, job, plan, dim, out)
     parts = [
         in_memory[k] if plan.shard_dir is None else dd.read_shard(plan.shard_dir, k, n) for k in range(n)
     ]
@@ -341,6 +366,34 @@ def _merge(
         if not keep_shards:
             shutil.rmtree(plan.shard_dir, ignore_errors=True)
     return adata
+
+
+def _finish_store(ctx: dd.DistContext, job: _Job, plan: _Plan, dim: int, out: Path):
+    """Rank 0: metadata into the shard folder, which is renamed onto ``out`` (no copy of the features)."""
+    n = len(plan.ranges)
+    failures = [f for k in range(n) for f in dd.read_failures(plan.shard_dir, k, n)]
+    n_tiles = sum(
+        json.loads(dd.shard_files(plan.shard_dir, k, n)[1].read_text())["n_tiles"] for k in range(n)
+    )
+    if n_tiles == 0:
+        raise InputError(
+            f"no field could be embedded ({len(failures)} failed; first: {failures[0]['error'] if failures else '-'})"
+        )
+    meta = job.meta(ctx.device)
+    uns = {"lcd_embed": {**meta, "failures": failures}, "lcd": {"level": "tile"}}
+    if failures:
+        write_table(pd.DataFrame(failures, columns=["manifest_row", "path", "error"]), failures_csv(out))
+    finish_tile_store(
+        plan.shard_dir,
+        out,
+        fields=job.df,
+        feature_names=feature_names(dim),
+        uns=uns,
+        var=var_columns(meta, dim),
+    )
+    for marker in out.glob("_part-*.json"):  # resume markers: folded into _lcd.json
+        marker.unlink()
+    return open_tiles(out)
 
 
 class _Embedder:

@@ -1,6 +1,7 @@
-"""The tile AnnData of ``embed``: obs from manifest rows + tile coordinates, failures, the var layout.
+"""The outputs of ``embed``: a tile store (``.parquet``) or one tile AnnData; failures, the var layout.
 
-Writing and reading are lcd-core's (``write_h5ad`` / ``read_h5ad``: atomic, storable metadata).
+Writing and reading are lcd-core's (``finish_tile_store`` / ``read_tiles``, ``write_h5ad`` /
+``read_h5ad``: atomic, storable metadata); the per-tile metadata is ``lcd_core.tile_obs``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lcd_core import InputError, to_jsonable
+from lcd_core import InputError, check_tile_store_path, tile_obs, to_jsonable
 
 ANNDATA_SUFFIXES = (".h5ad", ".zarr")
+STORE_SUFFIX = ".parquet"
 
 
 def check_anndata_path(path: str | os.PathLike) -> Path:
@@ -29,31 +31,75 @@ def check_anndata_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def tile_obs(
-    manifest: pd.DataFrame, rows: np.ndarray, coords: np.ndarray, tile_index: np.ndarray
-) -> pd.DataFrame:
-    """The obs of tiles: the manifest row's columns (unchanged names), then ``manifest_row, tile, tile_y, tile_x``.
+def check_embedding_path(path: str | os.PathLike) -> Path:
+    """Refuse an embedding output that is neither a tile store (``.parquet`` folder) nor ``.h5ad`` / ``.zarr``.
 
     Parameters
     ----------
-    manifest
-        The manifest.
-    rows
-        Manifest row of each tile.
-    coords
-        (T, 2) top-left (y, x) of each tile in field pixels.
-    tile_index
-        Index of each tile within its field.
+    path
+        The output path.
     """
-    obs = manifest.iloc[rows].reset_index(drop=True).copy()
-    obs["manifest_row"] = np.asarray(rows, dtype=np.int64)
-    obs["tile"] = np.asarray(tile_index, dtype=np.int64)
-    obs["tile_y"] = np.asarray(coords[:, 0], dtype=np.int64) if len(coords) else np.zeros(0, np.int64)
-    obs["tile_x"] = np.asarray(coords[:, 1], dtype=np.int64) if len(coords) else np.zeros(0, np.int64)
-    obs.index = pd.Index(
-        [f"{r}-{t}" for r, t in zip(obs["manifest_row"], obs["tile"], strict=True)], dtype=object
-    )
-    return obs
+    path = Path(path)
+    if path.suffix == STORE_SUFFIX:
+        return check_tile_store_path(path)
+    if path.suffix.lower() not in ANNDATA_SUFFIXES:
+        raise InputError(
+            f"{path}: embeddings go to one AnnData <name>.h5ad or .zarr, "
+            "or a tile store <name>.parquet (sharded, any size)"
+        )
+    return path
+
+
+def is_store_path(path: str | os.PathLike) -> bool:
+    """Whether an embedding output is a tile store (by its suffix).
+
+    Parameters
+    ----------
+    path
+        The output path.
+    """
+    return Path(path).suffix == STORE_SUFFIX
+
+
+def feature_names(dim: int) -> list[str]:
+    """The feature names of tile embeddings: ``emb_0`` ... ``emb_<dim-1>``.
+
+    Parameters
+    ----------
+    dim
+        Feature dimension.
+    """
+    return [f"emb_{i}" for i in range(dim)]
+
+
+def check_finite(arrays: dict[str, np.ndarray]) -> None:
+    """Refuse non-finite features before they are written, naming the first manifest row.
+
+    Parameters
+    ----------
+    arrays
+        ``X`` and ``rows`` of a shard.
+    """
+    X = arrays["X"]
+    if not np.all(np.isfinite(X)):
+        bad = np.where(~np.isfinite(X).all(axis=1))[0]
+        raise InputError(
+            f"the model produced non-finite features for {len(bad)} tiles (first: manifest row {arrays['rows'][bad[0]]})"
+        )
+
+
+def var_columns(meta: dict, dim: int) -> dict[str, np.ndarray]:
+    """``var`` annotation of the features: the block (-n..-1) and the pooling each comes from.
+
+    Parameters
+    ----------
+    meta
+        ``uns["lcd_embed"]`` (pooling, n_last_blocks).
+    dim
+        Feature dimension.
+    """
+    block, pool = _var_layout(meta["pooling"], meta["n_last_blocks"], dim)
+    return {"block": block, "pool": pool}
 
 
 def failures_uns(failures: list[dict]) -> dict[str, np.ndarray]:
@@ -109,16 +155,10 @@ def build_tile_adata(df: pd.DataFrame, parts: list[tuple[dict, list]], meta: dic
         raise InputError(
             f"no field could be embedded ({len(failures)} failed; first: {failures[0]['error'] if failures else '-'})"
         )
-    if not np.all(np.isfinite(X)):
-        bad = np.where(~np.isfinite(X).all(axis=1))[0]
-        raise InputError(
-            f"the model produced non-finite features for {len(bad)} tiles (first: manifest row {rows[bad[0]]})"
-        )
-    obs = tile_obs(df, rows, coords, tiles)
-    var_block, var_pool = _var_layout(meta["pooling"], meta["n_last_blocks"], dim)
-    var = pd.DataFrame(
-        {"block": var_block, "pool": var_pool}, index=pd.Index([f"emb_{i}" for i in range(dim)], dtype=object)
-    )
+    check_finite({"X": X, "rows": rows})
+    ids = {"manifest_row": rows, "tile": tiles, "tile_y": coords[:, 0], "tile_x": coords[:, 1]}
+    obs = tile_obs(df, ids)
+    var = pd.DataFrame(var_columns(meta, dim), index=pd.Index(feature_names(dim), dtype=object))
     adata = ad.AnnData(X=X, obs=obs, var=var)
     adata.uns["lcd_embed"] = to_jsonable(meta)
     adata.uns["lcd_embed"]["failures"] = failures_uns(failures)

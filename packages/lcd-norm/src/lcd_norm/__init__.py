@@ -13,6 +13,7 @@ inside the functions that use them.
 from lcd_core import InputError
 
 from lcd_norm.aggregate import aggregate
+from lcd_norm.aggregate_tiles import aggregate_tiles
 from lcd_norm.compare import METHODS, OBSM_KEYS, compare
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn
@@ -28,6 +29,7 @@ __all__ = [
     "OBSM_KEYS",
     "InputError",
     "aggregate",
+    "aggregate_tiles",
     "compare",
     "evaluate",
     "fastmnn",

@@ -63,13 +63,25 @@ def multibatch_pca(
     return (X - centre) @ rotation, rotation, centre
 
 
+#: Brute-force kNN searches below this many flops (2 x queries x references x dims) run on one thread.
+#: Measured 2026-12-02 on the 2-core machine (benchmarks/threads.py, median of 3): 1,344 x 1,344 x 50
+#: (1.8e8 flops, the demo's FOVs per replica) took 31 ms on 1 thread / 20 ms on 2 idle, 34 / 53 ms with
+#: one other job running; the whole fastMNN (4 x 1,344 FOVs) 0.15 / 0.19 s idle, 0.17 / 0.67 s loaded.
+#: 20,000 x 20,000 x 50 (4e10 flops, a paper-scale replica) keeps the default: 3.0 / 1.8 s idle,
+#: 3.3 / 3.1 s loaded.
+KNN_ONE_THREAD_FLOPS = 4.0e9
+
+
 def nearest_neighbors(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k nearest rows of ``reference`` for every row of ``query``: (distances, indices)."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(reference))
-    index = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean").fit(reference)
-    dist, idx = index.kneighbors(query)
+    flops = 2.0 * len(query) * len(reference) * max(1, query.shape[1] if query.ndim == 2 else 1)
+    # small searches: thread start-up and contention cost more than the second core gives (above)
+    with blas_threads(1 if flops < KNN_ONE_THREAD_FLOPS else None):
+        index = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean").fit(reference)
+        dist, idx = index.kneighbors(query)
     return dist, idx
 
 

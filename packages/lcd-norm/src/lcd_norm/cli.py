@@ -23,6 +23,7 @@ from lcd_core import (
     Seed,
     UseRep,
     check_output_path,
+    fail,
     given,
     given_keys,
     handles_bad_input,
@@ -73,7 +74,12 @@ def _fmt(value) -> str:
 @app.command("aggregate")
 @handles_bad_input
 def aggregate_cmd(
-    input: Input,
+    input: Annotated[
+        Path,
+        typer.Argument(
+            help="Profiles (.h5ad, or a pycytominer table), or a tile store <name>.parquet/ (streamed)."
+        ),
+    ],
     out: Out,
     by: Columns = None,
     func: Annotated[str | None, typer.Option(help="median or mean.")] = None,
@@ -84,25 +90,39 @@ def aggregate_cmd(
     well_key: Key = None,
     fov_key: Key = None,
     timepoint_key: Key = None,
+    chunk_tiles: Annotated[
+        int | None, typer.Option(help="Tiles read at a time from a tile store (default: the API's).")
+    ] = None,
 ) -> None:
-    """Aggregate profiles to FOV or well level (median or mean per group); --by fov|well|COLUMNS."""
+    """Aggregate profiles to FOV or well level (median or mean per group); --by fov|well|COLUMNS.
+
+    A tile store (lcd-embed embed --out NAME.parquet) is read in chunks: memory holds the output
+    table and one chunk, whatever the number of tiles.
+    """
+    from lcd_core import is_tile_store
+
     from lcd_norm.aggregate import aggregate
+    from lcd_norm.aggregate_tiles import aggregate_tiles
 
     _h5ad_out(out)
     groups = split_list(by)
-    result = aggregate(
-        _load(input, features),
-        **given(
-            by=groups[0] if groups and len(groups) == 1 and groups[0] in ("fov", "well") else groups,
-            func=func,
-            layer=layer,
-            use_rep=use_rep,
-            plate_key=plate_key,
-            well_key=well_key,
-            fov_key=fov_key,
-            timepoint_key=timepoint_key,
-        ),
+    level = groups[0] if groups and len(groups) == 1 and groups[0] in ("fov", "well") else groups
+    keys = given(
+        by=level,
+        func=func,
+        plate_key=plate_key,
+        well_key=well_key,
+        fov_key=fov_key,
+        timepoint_key=timepoint_key,
     )
+    if is_tile_store(input):
+        if features is not None or layer is not None or use_rep is not None:
+            fail("--features/--layer/--use-rep do not apply to a tile store (its features are the tiles')")
+        result = aggregate_tiles(input, progress=show_progress(), **keys, **given(chunk_tiles=chunk_tiles))
+    else:
+        if chunk_tiles is not None:
+            fail("--chunk-tiles applies to a tile store (<name>.parquet/) only")
+        result = aggregate(_load(input, features), **keys, **given(layer=layer, use_rep=use_rep))
     _save(result, out)
 
 

@@ -6,6 +6,7 @@ inside the commands so that ``lcd --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -108,14 +109,33 @@ def run_cmd(
     config: Annotated[Path, typer.Argument(help="YAML config (see lcd_pipeline.config for the keys).")],
     stop_after: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print which stages would run and why; run nothing.")] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            help="Start N processes with torchrun (one per GPU, or CPU processes with gloo): train and "
+            "embed run on all of them, the other stages on the first."
+        ),
+    ] = None,
 ) -> None:
-    """Run the stages whose outputs are missing or no longer match the config, inputs and package versions."""
+    """Run the stages whose outputs are missing or no longer match the config, inputs and package versions.
+
+    Under torchrun (`torchrun --nproc_per_node N -m lcd_pipeline run CONFIG`, or `--nproc N`) train and
+    embed run on every process and the other stages on rank 0.
+    """
     from .config import load
 
-    cfg = load(config)
+    cfg = load(config)  # checked before any process starts
+    if nproc is not None and not dry_run:
+        from .distributed import launch
+
+        args = ["run", str(config), *(["--stop-after", stop_after] if stop_after else [])]
+        code = launch(nproc, args)
+        if code != 0:
+            raise typer.Exit(code=code)
+        return
     root = _run_engine(cfg, stop_after, dry_run)
     report = root / "report.html"
-    if report.exists() and not dry_run:
+    if report.exists() and not dry_run and os.environ.get("RANK", "0") == "0":
         typer.echo(f"report: {report.resolve()}")
 
 

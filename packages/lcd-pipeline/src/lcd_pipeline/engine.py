@@ -13,8 +13,8 @@ stage          output (in the results folder)              made with
 simulate       ``plate/``                                  :func:`lcd_pipeline.simulate.simulate_plate`
 manifest       ``manifest.parquet``                        :func:`lcd_embed.manifest_from_opera`
 train          ``model/`` (and ``ssl_run/``)               :func:`lcd_ssl.train`, :func:`lcd_ssl.export_backbone`
-embed          ``embeddings.h5ad`` (tiles)                 :func:`lcd_embed.embed`
-normalize      ``profiles_fov.h5ad``, ``norm_compare.parquet``  :func:`lcd_norm.aggregate`, :func:`lcd_norm.compare`
+embed          ``embeddings.parquet/`` (tile store)        :func:`lcd_embed.embed`
+normalize      ``profiles_fov.h5ad``, ``norm_compare.parquet``  :func:`lcd_norm.aggregate_tiles`, :func:`lcd_norm.compare`
 wells          ``profiles_well.h5ad`` (X: the chosen correction)  :func:`lcd_norm.aggregate` per representation
 nuclei         ``nuclei/`` (counts.h5ad, overlays/)        :func:`lcd_nuclei.count_nuclei` on every field (or a sample per well)
 activity       ``activity.parquet``, ``activity_none.parquet``, ``ap_samples.parquet``, ``cell_count.parquet``, ``inhibition.parquet``  :func:`lcd_metrics.map_es`, :func:`lcd_metrics.cell_count_activity`, :func:`lcd_metrics.inhibition`
@@ -22,6 +22,9 @@ moa            ``moa/``                                    :func:`lcd_moa.cross_
 attention      ``attention/``                              :func:`lcd_embed.field_attention_maps`
 report         ``report.html``                             :mod:`lcd_pipeline.report`
 =============  ==========================================  =========================================
+
+Under torchrun (``lcd run --nproc N``) train and embed run on every process and the other stages on
+rank 0 (:mod:`lcd_pipeline.distributed`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import distributed
+from .distributed import Ranks
+
 COUNT_KEY = "nuclei_count"
+TILES = "embeddings.parquet"  # the embed stage's tile store (lcd_core.tiles)
 
 
 def _always(ctx: Context) -> bool:
@@ -86,6 +93,12 @@ class Context:
         self.root = Path(cfg["results"])
         self.log = log
         self.fingerprint = ""  # of the stage being run (set by run_pipeline)
+        self.ranks = Ranks()  # torchrun: this process's rank (set by run_pipeline)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes shared files (always, without torchrun)."""
+        return self.ranks.is_main
 
     def path(self, name: str) -> Path:
         """A path inside the results folder."""
@@ -157,14 +170,17 @@ def _train(ctx: Context) -> None:
     # ssl_run/ holds the resumable training state; it may only be resumed by the same training
     # (same config, data and versions). A run for another fingerprint is deleted, not resumed.
     marker = run_dir / ".lcd-fingerprint"
-    if run_dir.exists() and (not marker.is_file() or marker.read_text().strip() != ctx.fingerprint):
-        ctx.log(f"[train] {run_dir.name}/ was made for another training config: starting a new run")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(ctx.fingerprint)
+    if ctx.is_main:  # under torchrun every rank trains (DDP); rank 0 owns the folder
+        if run_dir.exists() and (not marker.is_file() or marker.read_text().strip() != ctx.fingerprint):
+            ctx.log(f"[train] {run_dir.name}/ was made for another training config: starting a new run")
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(ctx.fingerprint)
+    distributed.barrier(ctx.ranks)
     run_dir = train(str(ctx.path("manifest.parquet")), TrainConfig(**opts), run_dir, max_steps=steps)
-    with ctx.atomic("model") as tmp:
-        export_backbone(run_dir, tmp)
+    if ctx.is_main:
+        with ctx.atomic("model") as tmp:
+            export_backbone(run_dir, tmp)
 
 
 def _embed(ctx: Context) -> None:
@@ -172,19 +188,24 @@ def _embed(ctx: Context) -> None:
     from lcd_embed import embed
 
     opts = {"num_workers": 0, "progress": show_progress(), "seed": ctx.cfg["seed"], **ctx.cfg["embed"]}
-    embed(str(ctx.path("manifest.parquet")), str(ctx.model_dir), out=ctx.path("embeddings.h5ad"), **opts)
+    # a tile store (sharded parquet): written shard by shard on every rank, never merged in memory
+    embed(str(ctx.path("manifest.parquet")), str(ctx.model_dir), out=ctx.path(TILES), **opts)
 
 
 def _tiles_path(ctx: Context) -> Path:
-    return Path(ctx.input["embeddings"]) if "embeddings" in ctx.input else ctx.path("embeddings.h5ad")
+    return Path(ctx.input["embeddings"]) if "embeddings" in ctx.input else ctx.path(TILES)
 
 
 def _normalize(ctx: Context) -> None:
-    from lcd_core import read_h5ad, show_progress, write_h5ad, write_table
-    from lcd_norm import aggregate, compare
+    from lcd_core import is_tile_store, read_h5ad, show_progress, write_h5ad, write_table
+    from lcd_norm import aggregate, aggregate_tiles, compare
 
-    tiles = read_h5ad(_tiles_path(ctx), what="tile embeddings")
-    fov = aggregate(tiles, by="fov") if tiles.uns.get("lcd", {}).get("level", "tile") == "tile" else tiles
+    path = _tiles_path(ctx)
+    if is_tile_store(path):  # streamed in chunks: memory = the FOV table + one chunk
+        fov = aggregate_tiles(path, by="fov", progress=show_progress())
+    else:
+        tiles = read_h5ad(path, what="tile embeddings")
+        fov = aggregate(tiles, by="fov") if tiles.uns.get("lcd", {}).get("level", "tile") == "tile" else tiles
     norm = ctx.cfg["norm"]
     table = compare(
         fov,
@@ -478,7 +499,7 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "embed",
-        ("embeddings.h5ad",),
+        (TILES,),
         _embed,
         reads=("embed", "seed", "checkpoint"),
         after=("manifest", "train"),
@@ -706,10 +727,9 @@ def run_pipeline(
     -------
     pathlib.Path
         The results folder. Each stage's timing, status and fingerprint are appended to
-        ``stages.jsonl``; ``config.json`` records what each output was made from.
+        ``stages.jsonl``; ``config.json`` records what each output was made from. Under torchrun
+        every process calls this; train and embed run on all of them, the rest on rank 0.
     """
-    from lcd_core import remove_stale_temps
-
     names = [s.name for s in STAGES]
     if stop_after is not None and stop_after not in names:
         from lcd_core import InputError
@@ -717,6 +737,8 @@ def run_pipeline(
         raise InputError(f"unknown stage {stop_after!r}; stages: {names}")
     root = Path(cfg["results"])
     if dry_run:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 prints the plan
+            return root
         for p in plan(cfg):
             log(f"[{'run ' if p.run else 'skip'}] {p.stage.name}: {p.reason}")
             if p.stage.name == stop_after:
@@ -725,15 +747,46 @@ def run_pipeline(
     from .config import check_inputs
 
     check_inputs(cfg)  # a missing input or a foreign checkpoint: refused before the results folder exists
-    root.mkdir(parents=True, exist_ok=True)
-    with _lock(root):
-        for stale in remove_stale_temps(root):
-            log(f"[clean] removed {stale.name} left by an interrupted run")
+    ranks = distributed.join()  # torchrun: one process group for the whole run (no-op alone)
+    try:
+        _run_stages(cfg, root, ranks, log if ranks.is_main else _quiet, stop_after)
+    finally:
+        distributed.leave(ranks)
+    return root
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0 (rank 0 speaks for the run)."""
+
+
+def _run_stages(
+    cfg: dict, root: Path, ranks: Ranks, log: Callable[[str], None], stop_after: str | None
+) -> None:
+    """Rank 0 locks the folder and plans; each stage runs where it belongs; rank 0 records it."""
+    from contextlib import ExitStack
+
+    from lcd_core import remove_stale_temps
+
+    with ExitStack() as stack:
+
+        def prepare() -> list[Plan]:
+            root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_lock(root))
+            for stale in remove_stale_temps(root):
+                log(f"[clean] removed {stale.name} left by an interrupted run")
+            return plan(cfg)
+
+        # the other ranks get rank 0's decisions (stage name, run or skip), not a plan of their own
+        plans = distributed.on_main(ranks, prepare, shared=lambda ps: [(p.stage.name, p.run) for p in ps])
+        if not ranks.is_main:
+            by_name = {s.name: s for s in STAGES}
+            plans = [Plan(by_name[name], "", {}, run, "") for name, run in plans]
         if cfg.get("threads"):
             import torch  # lcd-pipeline depends on torch through lcd-embed; declared for this call
 
             torch.set_num_threads(int(cfg["threads"]))
         ctx = Context(cfg, log)
+        ctx.ranks = ranks
         previous = {}
         if ctx.path("config.json").is_file():
             try:
@@ -741,7 +794,7 @@ def run_pipeline(
             except (json.JSONDecodeError, AttributeError):
                 previous = {}
         made: dict[str, dict] = {}
-        for p in plan(cfg):
+        for p in plans:
             stage = p.stage
             if not p.run:
                 log(f"[skip] {stage.name}: {p.reason}")
@@ -751,22 +804,26 @@ def run_pipeline(
                 log(f"[run ] {stage.name}: {p.reason}")
                 start = time.perf_counter()
                 ctx.fingerprint = p.fingerprint
-                stage.run(ctx)
+                distributed.run_stage(ranks, stage.name, lambda stage=stage: stage.run(ctx))
                 seconds = time.perf_counter() - start
                 status = "ran"
                 log(f"[done] {stage.name} in {seconds:.1f} s")
                 made[stage.name] = {"fingerprint": p.fingerprint, **p.parts}
-            record = {
-                "stage": stage.name,
-                "status": status,
-                "seconds": round(seconds, 2),
-                "fingerprint": p.fingerprint,
-            }
-            if status == "ran":
-                record["parts"] = p.parts
-            with open(ctx.root / STATE_FILE, "a") as fh:
-                fh.write(json.dumps(record, default=str) + "\n")
-            _write_provenance(ctx, made)
+            if ranks.is_main:
+                record = {
+                    "stage": stage.name,
+                    "status": status,
+                    "seconds": round(seconds, 2),
+                    "fingerprint": p.fingerprint,
+                }
+                if status == "ran":
+                    record["parts"] = p.parts
+                    if ranks.world > 1:  # torchrun: train and embed ran on every process, the rest on rank 0
+                        record["processes"] = (
+                            ranks.world if stage.name in distributed.DISTRIBUTED_STAGES else 1
+                        )
+                with open(ctx.root / STATE_FILE, "a") as fh:
+                    fh.write(json.dumps(record, default=str) + "\n")
+                _write_provenance(ctx, made)
             if stage.name == stop_after:
                 break
-    return root

@@ -78,12 +78,15 @@ def _summary(root: Path) -> str:
             },
         }
         parts.append(_table(pd.DataFrame([counts])))
-    emb = root / "embeddings.h5ad"
+    emb = root / "embeddings.parquet"
     if emb.exists():
-        import anndata as ad
+        from lcd_core import open_tiles
 
-        a = ad.read_h5ad(emb, backed="r")
-        parts.append(f"<p>{a.n_obs} tile embeddings of {a.n_vars} features.</p>")
+        store = open_tiles(emb)
+        parts.append(
+            f"<p>{store.n_tiles} tile embeddings of {store.n_features} features "
+            f"(tile store, {len(store.parts)} parts).</p>"
+        )
     stages = root / "stages.jsonl"
     if stages.exists():
         rows = [json.loads(line) for line in stages.read_text().splitlines() if line.strip()]
