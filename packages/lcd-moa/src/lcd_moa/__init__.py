@@ -25,7 +25,7 @@ Names load on first use, so ``import lcd_moa`` stays cheap.
 
 from lcd_core import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "cross_validate": "cv",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from lcd_core import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "VARIANTS": "config",
