@@ -117,7 +117,7 @@ def test_defaults_come_from_the_api_and_python_m(h5ad, tmp_path, profiles):
         anndata.read_h5ad(out).obsm["X_mad_harmony_fov"], expected.obsm["X_mad_harmony_fov"]
     )
     run = subprocess.run([sys.executable, "-m", "lcd_norm", "--version"], capture_output=True, text=True)
-    assert run.returncode == 0 and run.stdout.startswith("lcd-norm 0.2.0")
+    assert run.returncode == 0 and run.stdout.startswith("lcd-norm 0.3.0")
 
 
 def test_compare_on_well_level_cell_painting(tmp_path, injury_table):

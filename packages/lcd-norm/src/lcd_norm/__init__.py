@@ -14,6 +14,7 @@ from lcd_core import InputError
 
 from lcd_norm.aggregate import aggregate
 from lcd_norm.compare import METHODS, OBSM_KEYS, compare
+from lcd_norm.dmso_map import dmso_map, dmso_map_by_condition
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn
 from lcd_norm.harmony import harmony
@@ -21,7 +22,7 @@ from lcd_norm.mad import mad_robustize
 from lcd_norm.mad_harmony_fov import mad_harmony_fov
 from lcd_norm.plot import plot_compare
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "METHODS",
@@ -29,6 +30,8 @@ __all__ = [
     "InputError",
     "aggregate",
     "compare",
+    "dmso_map",
+    "dmso_map_by_condition",
     "evaluate",
     "fastmnn",
     "harmony",
