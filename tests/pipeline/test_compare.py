@@ -1,0 +1,215 @@
+"""lcd compare on planted profiles (oracles: lcd-norm's dmso_map, scipy's Wilcoxon, hand counts) and on a real
+CellProfiler table (the shared cell-injury screen) through the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lcd_core import write_h5ad
+from lcd_pipeline.cli import app
+from lcd_pipeline.compare import compare_models
+from scipy.stats import wilcoxon
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def planted(signal: float, *, seed: int = 0, noise: float = 1.0):
+    """FOV profiles of 4 replicas × 1 plate: 32 DMSO wells and 8 compounds (2 MoAs) at 2 doses × 2 timepoints.
+
+    A compound's phenotype is its MoA direction plus its own twist, scaled by ``signal``, the dose and the
+    timepoint; each replica adds a shift, each FOV a smaller one. Model "strong" and "weak" differ only
+    in ``signal`` (same random draws otherwise).
+    """
+    import anndata as ad
+
+    rng = np.random.default_rng(seed)
+    n_feat = 16
+    moa_dirs = rng.normal(0, 1, (2, n_feat))
+    twists = rng.normal(0, 0.5, (8, n_feat))
+    rep_shift = rng.normal(0, 2.0, (4, n_feat))
+    fov_shift = rng.normal(0, 0.5, (2, n_feat))
+    rows, X = [], []
+    for r in range(4):
+        wells = [("DMSO", None, 0.0)] * 32 + [(f"c{c}", c, d) for c in range(8) for d in (1.0, 10.0)]
+        for w, (cpd, c, dose) in enumerate(wells):
+            for t in (1, 2):
+                for f in range(2):
+                    effect = (
+                        0.0
+                        if c is None
+                        else (moa_dirs[c % 2] + twists[c]) * signal * (dose / 10) ** 0.5 * t / 2
+                    )
+                    X.append(effect + rep_shift[r] + fov_shift[f] + rng.normal(0, noise, n_feat))
+                    rows.append(
+                        {
+                            "replica": f"R{r}",
+                            "plate": f"R{r}P1",
+                            "well": f"W{w:03d}",
+                            "fov": f + 1,
+                            "timepoint": t,
+                            "compound": cpd,
+                            "dose": dose,
+                            "moa": None if c is None else f"moa{c % 2}",
+                        }
+                    )
+    obs = pd.DataFrame(rows)
+    obs.index = obs.index.astype(str)
+    a = ad.AnnData(X=np.asarray(X, np.float32), obs=obs)
+    a.uns["lcd"] = {"level": "fov"}
+    return a
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cmp")
+    write_h5ad(planted(3.0), tmp / "strong.h5ad")
+    write_h5ad(planted(1.0), tmp / "weak.h5ad")
+    comp = compare_models(
+        [f"strong={tmp / 'strong.h5ad'}", f"weak={tmp / 'weak.h5ad'}"],
+        methods=["none", "mad", "mad_harmony_fov"],
+        n_draws=60,
+        null_size=20,
+        n_folds=2,
+        seed=1,
+    )
+    return comp, tmp
+
+
+def test_table1_equals_lcd_norm_dmso_map_on_the_same_profiles(comparison):
+    from lcd_norm import dmso_map
+
+    comp, _ = comparison
+    for model in ("strong", "weak"):
+        fov = comp.model_inputs[0 if model == "strong" else 1].profiles
+        for norm, rep in (("none", None), ("mad", "X_mad"), ("mad_harmony_fov", "X_mad_harmony_fov")):
+            summary, _ = dmso_map(fov, use_rep=rep, n_draws=60, seed=1)
+            row = comp.table1[(comp.table1["model"] == model) & (comp.table1["normalization"] == norm)].iloc[
+                0
+            ]
+            assert row["mean_ap"] == pytest.approx(summary["map_dmso"], rel=1e-12), (model, norm)
+            assert row["n_conditions"] == 4
+    # planted replica shifts: the correction beats no normalization and is chosen as best
+    t1 = comp.table1.set_index(["model", "normalization"])
+    assert t1.loc[("strong", "mad_harmony_fov"), "mean_ap"] > t1.loc[("strong", "none"), "mean_ap"]
+    assert comp.best.set_index("model").loc["strong", "normalization"] != "none"
+
+
+def test_wilcoxon_between_models_equals_scipy_and_finds_the_stronger_model(comparison):
+    comp, _ = comparison
+    best = comp.best.set_index("model")["normalization"]
+    keys = ["compound", "timepoint", "dose"]
+    a = comp.activity[
+        (comp.activity["model"] == "strong") & (comp.activity["normalization"] == best["strong"])
+    ]
+    b = comp.activity[(comp.activity["model"] == "weak") & (comp.activity["normalization"] == best["weak"])]
+    both = a[[*keys, "map_mean"]].merge(b[[*keys, "map_mean"]], on=keys).dropna()
+    ref = wilcoxon(both["map_mean_x"], both["map_mean_y"])
+    row = comp.wilcoxon_models.iloc[0]
+    assert (row["a"], row["b"], row["n_pairs"]) == ("strong", "weak", len(both))
+    assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-12) and row["better"] == "strong"
+    # SM4: every model has its normalizations compared (3 methods: 3 pairs)
+    assert comp.wilcoxon_normalizations.groupby("model").size().to_dict() == {"strong": 3, "weak": 3}
+
+
+def test_sensitivity_and_ci_call_equal_hand_counts(comparison):
+    comp, _ = comparison
+    best = comp.best.set_index("model")["normalization"]
+    act = comp.activity[
+        (comp.activity["model"] == "strong") & (comp.activity["normalization"] == best["strong"])
+    ]
+    sens = comp.sensitivity
+    for (t, d), g in act.groupby(["timepoint", "dose"]):
+        row = sens[
+            (sens["model"] == "strong")
+            & (sens["scope"] == "condition")
+            & (sens["timepoint"] == t)
+            & (sens["dose"] == d)
+        ]
+        assert row["fraction_active"].iloc[0] == pytest.approx((g["map_es"] >= 0.8).mean())
+    samples = comp.samples[(comp.samples["model"] == "strong") & (comp.samples["kind"] == "null")]
+    for t, g in act.groupby("timepoint"):
+        high = np.quantile(samples.loc[samples["timepoint"] == t, "ap"], 0.975)
+        assert (g["active_ci"] == (g["map_ci_low"] > high)).all()
+        assert g["null_ci_high"].iloc[0] == pytest.approx(high)
+
+
+def test_moa_uses_one_fold_assignment_and_mcnemar_has_both_forms(comparison):
+    comp, _ = comparison
+    pred = comp.moa_predictions
+    folds = pred.groupby("compound")["fold"].nunique()
+    assert (folds == 1).all()  # the same fold for a compound in every model and method
+    assert set(comp.moa_metrics["model"]) == {"strong", "weak"}
+    row = comp.mcnemar.iloc[0]
+    assert row["status"] == "ok" and {"p_value", "p_value_chi2", "chi2"} <= set(comp.mcnemar.columns)
+    assert set(comp.confusion["panel"]) == {"top dose", "all doses"}
+
+
+def test_write_and_report(comparison):
+    comp, tmp = comparison
+    out = comp.write(tmp / "out")
+    from lcd_pipeline.compare_report import SECTIONS
+
+    doc = (out / "report.html").read_text()
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in doc
+    assert "section failed" not in doc
+    assert doc.count("data:image/png;base64,") >= 8
+    assert pd.read_parquet(out / "table1.parquet").shape[0] == 6
+
+
+def test_bad_inputs_are_one_line(tmp_path, comparison):
+    _, tmp = comparison
+    res = runner.invoke(app, ["compare", f"a={tmp / 'missing.h5ad'}", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "not found" in res.output
+    res = runner.invoke(
+        app, ["compare", f"a={tmp / 'strong.h5ad'}", f"a={tmp / 'weak.h5ad'}", "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2 and "given twice" in res.output
+
+
+def test_a_real_cellprofiler_table_runs_through_lcd_compare(shared_data, tmp_path):
+    """The shared cell-injury Cell Painting screen (CellProfiler + pycytominer well profiles) as the cellprofiler row."""
+    table = shared_data / "profiles" / "cell_injury" / "fs_plate_holdout.csv.gz"
+    out = tmp_path / "injury"
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            f"cellprofiler={table}",
+            "-o",
+            str(out),
+            "--methods",
+            "none,mad,mad_harmony_fov",
+            "--compound-key",
+            "Compound Name",
+            "--replica-key",
+            "Experimental Condition [Experimental Batch]",
+            "--plate-key",
+            "Plate",
+            "--well-key",
+            "Well",
+            "--timepoint-key",
+            "Experimental Condition [Treatment time (h)]",
+            "--dose-key",
+            "Compound Concentration (microMolar)",
+            "--moa-key",
+            "injury_type",
+            "--control",
+            "`Control Type` == 'Negative'",
+            "--n-draws",
+            "50",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    t1 = pd.read_parquet(out / "table1.parquet").set_index("normalization")
+    # mad_harmony_fov needs fields of view: a well-level table gets a failed row with the reason
+    assert t1.loc["mad_harmony_fov", "status"] == "failed" and "fov" in t1.loc["mad_harmony_fov", "reason"]
+    assert t1.loc["none", "status"] in ("ok", "partial") and 0 < t1.loc["none", "mean_ap"] < 1
+    act = pd.read_parquet(out / "activity.parquet")
+    # most compounds sit in one batch: those rows fail with the reason, the others are scored
+    assert (act["status"] == "failed").any() and (act["status"] != "failed").any()
+    assert act.loc[act["status"] == "failed", "reason"].str.contains("single replica").all()
+    doc = (out / "report.html").read_text()
+    assert "section failed" not in doc
