@@ -59,6 +59,11 @@ def test_comparison_has_every_model_and_the_paper_tables(ablation):
     sens = pd.read_parquet(comp / "sensitivity.parquet")
     assert "cell count" in set(sens["model"])  # the baseline per condition, from the simulator's counts
     assert len(pd.read_parquet(comp / "moa_metrics.parquet"))
+    # Fig 2C panels: result folders carry a manifest, so each panel has field images above the intervals
+    panels = sorted((comp / "figures").glob("fig2c_*.png"))
+    assert 1 <= len(panels) <= 3
+    act = pd.read_parquet(comp / "activity.parquet")
+    assert {"null_ci_low", "null_ci_high", "active_ci"} <= set(act.columns)
 
 
 def test_ablation_report_in_headless_chromium(ablation, tmp_path):

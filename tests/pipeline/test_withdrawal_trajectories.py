@@ -25,7 +25,7 @@ WITHDRAWAL = dict(
     timepoint_hours=HOURS,
     n_dmso=6,
     fovs_per_well=2,
-    image_size=64,
+    image_size=96,
     plate_rows=6,
     plate_columns=8,
     withdrawal_after=K,
@@ -70,9 +70,12 @@ def test_without_withdrawal_nothing_changes_before_k(plate, tmp_path):
     withdrawn = plate.truth("conditions")
     before = withdrawn["timepoint"] <= K
     np.testing.assert_array_equal(withdrawn.loc[before, "strength"], plain.loc[before, "strength"])
-    assert (
-        plain.loc[~before, "strength"] >= plain.loc[before, "strength"].to_numpy().reshape(-1)[:1].min()
-    ).all()
+    # continuous treatment keeps growing; withdrawal makes every active compound × dose fall after k
+    for _, g in plain.groupby(["compound", "dose"]):
+        assert g.sort_values("timepoint")["strength"].is_monotonic_increasing
+    for _, g in withdrawn[withdrawn["strength"] > 0].groupby(["compound", "dose"]):
+        s = g.sort_values("timepoint")["strength"].to_numpy()
+        assert (np.diff(s[K - 1 :]) < 0).all()
     with pytest.raises(ValueError, match="withdrawal_after"):
         SimulationConfig(**{**WITHDRAWAL, "withdrawal_after": len(HOURS)})
 
@@ -161,6 +164,21 @@ def test_trajectory_distances_equal_a_direct_computation(well_profiles):
     assert row["distance_to_control"] == pytest.approx(np.linalg.norm(np.median(X[mine], axis=0) - ctrl))
     prev = traj[(traj["compound"] == row["compound"]) & (traj["dose"] == row["dose"])]
     assert prev["change"].isna().sum() == 1  # the first timepoint has no previous one
+
+
+def test_controls_need_no_dose_but_a_treated_well_does(well_profiles):
+    from lcd_core import InputError
+    from lcd_pipeline.trajectories import trajectories
+
+    wells = well_profiles.copy()
+    dmso = (wells.obs["compound"] == "DMSO").to_numpy()
+    wells.obs["dose"] = wells.obs["dose"].astype(float).where(~dmso)  # a CellProfiler table's DMSO rows
+    ref = trajectories(well_profiles, control="compound == 'DMSO'").table
+    got = trajectories(wells, control="compound == 'DMSO'").table
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), ref.reset_index(drop=True))
+    wells.obs.loc[wells.obs.index[np.flatnonzero(~dmso)[0]], "dose"] = np.nan
+    with pytest.raises(InputError, match="'dose'"):
+        trajectories(wells, control="compound == 'DMSO'")
 
 
 def test_demo_preset_accepts_withdrawal():

@@ -341,6 +341,11 @@ def compare_models(
             samples_by_model[(model.label, method)] = samples
             summary, per = dmso_map_by_condition(act, conds)
             by_cond.append(per.assign(model=model.label, normalization=method))
+            reason = summary["map_dmso_reason"]
+            if method == "mad_harmony_fov" and model.level == "well":
+                # a well-level input has no fields: Harmony corrects the replica only; said, not hidden
+                note = "well-level input: Harmony on the replica only (no field of view)"
+                reason = note if not isinstance(reason, str) or not reason else f"{reason}; {note}"
             t1_rows.append(
                 {
                     "model": model.label,
@@ -349,7 +354,7 @@ def compare_models(
                     "sd_ap": summary["map_dmso_sd"],
                     "n_conditions": summary["map_dmso_conditions"],
                     "status": summary["map_dmso_status"],
-                    "reason": summary["map_dmso_reason"],
+                    "reason": reason,
                 }
             )
         say(f"[compare] {model.label}: activity done in {time.perf_counter() - start:.1f} s")

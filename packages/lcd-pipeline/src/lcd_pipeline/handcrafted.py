@@ -86,7 +86,7 @@ def field_features(
     n_planes = stack.shape[0]
     props = regionprops_table(
         labels,
-        intensity_image=np.moveaxis(stack, 0, -1),
+        intensity_image=stack[0] if n_planes == 1 else np.moveaxis(stack, 0, -1),
         properties=(*SHAPE, "intensity_mean", "intensity_min", "intensity_max"),
         extra_properties=(_intensity_std, _texture),
     )

@@ -87,9 +87,11 @@ def trajectories(
     if basis not in ("pca", "umap"):
         raise InputError(f"basis must be 'pca' or 'umap', got {basis!r}")
     obs = wells.obs
-    check_keys(obs, [compound_key, timepoint_key, dose_key], source=source_of(wells))
+    check_keys(obs, [timepoint_key], source=source_of(wells))
     X = get_rep(wells, use_rep=use_rep, dtype=np.float64)
     ctrl = control_mask(obs, control)
+    # control wells often have no dose (a CellProfiler table's DMSO rows): only treated wells need one
+    check_keys(obs.loc[~ctrl], [compound_key, dose_key], source=source_of(wells))
     times = sorted(pd.unique(obs[timepoint_key]))
     centers, spread = {}, {}
     for t in times:
