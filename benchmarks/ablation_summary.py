@@ -99,6 +99,18 @@ def main(paths: list[str]) -> None:
     print(
         f"\ncell count (true counts) fraction active: {cc['n_active'].sum() / cc['n_compounds'].sum():.3f}\n"
     )
+    print("### Wilcoxon (SM3), every pair: mean AP a − b, median paired difference, Holm p, per seed\n")
+    wide = []
+    for r in runs:
+        w = r["wil"].assign(
+            cell=lambda t: [
+                f"{ma - mb:+.3f} / {md:+.3f} / {ph:.2g}{' *' if sig else ''}"
+                for ma, mb, md, ph, sig in zip(t["mean_a"], t["mean_b"], t["median_difference"], t["p_holm"], t["significant"], strict=True)
+            ]
+        )
+        wide.append(w.set_index(["a", "b"])["cell"].rename(f"seed {r['seed']}"))
+    print(md(pd.concat(wide, axis=1), index=True))
+    print("\n(* Holm-adjusted p < 0.05)\n")
     print("### Wilcoxon (SM3) per seed: pairs with Holm p < 0.05\n")
     for r in runs:
         w = r["wil"]
