@@ -15,6 +15,17 @@ compounds with 4 replicate wells on 4 different plates; a third of the compounds
 Recipes (copairs' documented "retrieve against DMSO" setup, with ``assign_reference_index``):
 ``all_dmso``: negatives are all DMSO wells; ``plate``: negatives are the DMSO wells of the query's plate.
 Both tools then compute mAP per compound with a 1,000-sample permutation null.
+
+Floor (lcd cases): in the same child, on the same unit-norm profiles, a bare float64 GEMM of the
+compound wells against their candidate controls plus a sort of every query's similarities (blocks of
+256 queries; per plate for the ``plate`` recipe); the ratio is lcd-metrics' AP step over the floor, CPU
+time, median of ``--repeats`` runs of each.
+
+``map_es`` cases: 300 compounds × 5 doses × 4 timepoints, 4 replicas × 8 plates per timepoint, 1000
+draws; ``map_es_draws:N`` is the same screen with 60 compounds and N draws (memory against draws).
+
+BLAS threads: left at the library default unless ``--blas-threads N`` (users get the default; lcd-metrics
+sets one thread itself for the small products it knows are small).
 """
 
 from __future__ import annotations
@@ -38,11 +49,15 @@ DEFAULT_CASES = [
     "plate:30000",
     "plate:100000",
     "map_es:300",
+    "map_es_draws:1000",
+    "map_es_draws:10000",
 ]
-#: copairs' all-DMSO recipe at 100k wells needs more memory than this shared machine can spare
-LCD_ONLY = ("map_es:", "all_dmso:100000")
+#: copairs' all-DMSO recipe at 100k wells needs more memory than this shared machine can spare; at 30k
+#: it takes ~20 minutes (run it alone: --cases all_dmso:30000 --tool copairs)
+LCD_ONLY = ("map_es", "all_dmso:100000")
 RESULTS = Path(tempfile.gettempdir()) / "lcd_metrics_bench.jsonl"
 NULL_SIZE = 1000
+REPEATS = int(os.environ.get("LCD_BENCH_REPEATS", "3"))
 
 
 def make_plates(n_wells: int, seed: int = 0):
@@ -76,7 +91,34 @@ def make_plates(n_wells: int, seed: int = 0):
     return meta, X
 
 
-def run_map(tool: str, recipe: str, n: int) -> dict:
+def _floor(meta, X, recipe: str, repeats: int) -> float:
+    """Median CPU seconds of a bare GEMM of compound wells x candidate controls plus a per-query sort."""
+    import numpy as np
+    from lcd_metrics import kernels
+
+    xn = kernels.l2_normalize(X)
+    ctrl = (meta["Metadata_broad_sample"] == "DMSO").to_numpy()
+    if recipe == "plate":
+        plate = meta["Metadata_Plate"].to_numpy()
+        groups = [
+            (np.flatnonzero(~ctrl & (plate == p)), np.flatnonzero(ctrl & (plate == p)))
+            for p in np.unique(plate)
+        ]
+    else:
+        groups = [(np.flatnonzero(~ctrl), np.flatnonzero(ctrl))]
+    times = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        for q, c in groups:
+            xc = xn[c]
+            for s in range(0, q.size, 256):
+                sims = xn[q[s : s + 256]] @ xc.T
+                sims.sort(axis=1)
+        times.append(time.process_time() - c0)
+    return float(np.median(times))
+
+
+def run_map(tool: str, recipe: str, n: int, repeats: int = 3) -> dict:
     import numpy as np
 
     meta, X = make_plates(n)
@@ -91,11 +133,14 @@ def run_map(tool: str, recipe: str, n: int) -> dict:
         neg_sameby=["Metadata_Plate"] if recipe == "plate" else [],
         neg_diffby=["Metadata_broad_sample", "Metadata_reference_index"],
     )
+    if tool == "copairs":  # imports outside the timed block
+        from copairs.map import average_precision, mean_average_precision
+    else:
+        import scipy.stats  # noqa: F401  (lcd-metrics imports it on first use: import time is not compute)
+        from lcd_metrics import average_precision, mean_average_precision
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     c0, t0 = time.process_time(), time.perf_counter()
     if tool == "copairs":
-        from copairs.map import average_precision, mean_average_precision
-
         ap = average_precision(meta, X, progress_bar=False, **rules)
         with tempfile.TemporaryDirectory() as cache:  # fresh cache: no reuse of earlier nulls
             m = mean_average_precision(
@@ -108,21 +153,30 @@ def run_map(tool: str, recipe: str, n: int) -> dict:
                 cache_dir=cache,
             )
     else:
-        from lcd_metrics import average_precision, mean_average_precision
-
         ap = average_precision(meta, X, **rules)
         m = mean_average_precision(ap, ["Metadata_broad_sample"], null_size=NULL_SIZE, threshold=0.05, seed=0)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {
+    out = {
         "seconds": seconds,
         "cpu_s": cpu,
         "rss_data_mb": rss_data / 1024,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "n_groups": len(m),
         "map_mean": float(np.nanmean(m["mean_average_precision"])),
     }
+    if tool == "lcd":
+        ap_cpu = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            average_precision(meta, X, **rules)
+            ap_cpu.append(time.process_time() - c0)
+        out["ap_cpu_s"] = float(np.median(ap_cpu))
+        out["floor_cpu_s"] = _floor(meta, X, recipe, repeats)
+        out["floor_ratio"] = out["ap_cpu_s"] / out["floor_cpu_s"]
+    return out
 
 
-def run_map_es(n_comp: int) -> dict:
+def run_map_es(n_comp: int, n_draws: int = 1000) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -141,15 +195,14 @@ def run_map_es(n_comp: int) -> dict:
     cid = obs["compound"].str[1:].replace("MSO", "-1").astype(int).to_numpy()
     act = (cid >= 0) & (cid % 3 == 0)
     X[act] += 0.6 * rng.normal(size=(n_comp, d))[cid[act]]
+    import scipy.stats  # noqa: F401  (imported on first use; import time is not compute)
     from lcd_metrics import map_es
 
+    frame = pd.concat([obs, pd.DataFrame(X, columns=[f"f{i}" for i in range(d)])], axis=1)
+    del X
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     c0, t0 = time.process_time(), time.perf_counter()
-    res = map_es(
-        pd.concat([obs, pd.DataFrame(X, columns=[f"f{i}" for i in range(d)])], axis=1),
-        features="^f",
-        n_draws=1000,
-    )
+    res = map_es(frame, features="^f", n_draws=n_draws)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "seconds": seconds,
@@ -157,14 +210,21 @@ def run_map_es(n_comp: int) -> dict:
         "rss_data_mb": rss_data / 1024,
         "n_groups": len(res),
         "n_wells": len(obs),
+        "n_draws": n_draws,
         "n_active": int(res["active"].sum()),
+        "status": res["status"].value_counts().to_dict(),
     }
 
 
 def child(tool: str, case: str) -> None:
     recipe, n = case.split(":")
-    out = run_map_es(int(n)) if recipe == "map_es" else run_map(tool, recipe, int(n))
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if recipe == "map_es":
+        out = run_map_es(int(n))
+    elif recipe == "map_es_draws":
+        out = run_map_es(60, n_draws=int(n))
+    else:
+        out = run_map(tool, recipe, int(n), repeats=REPEATS)
+    out.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print("RESULT " + json.dumps(out))
 
 
@@ -179,19 +239,21 @@ def _limit_memory(gb: float):
 
 
 def launch(
-    tool: str, case: str, timeout: float, results: Path, mem_gb: float = 12.0, blas_threads: int = 1
+    tool: str, case: str, timeout: float, results: Path, mem_gb: float = 12.0, blas_threads: int | None = None
 ) -> dict:
-    # BLAS threads: 1 by default. On this shared machine two OpenBLAS threads spin-wait for a core and
-    # burn several times the CPU of one thread on lcd-metrics' small block products; copairs computes its
-    # similarities element-wise (no BLAS) and keeps its own thread pool and duckdb threads either way.
-    n = str(blas_threads)
-    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    # BLAS threads: the library default unless asked (users get the default; lcd-metrics limits its small
+    # products to one thread itself). copairs computes similarities element-wise (no BLAS).
+    env = dict(os.environ)
+    if blas_threads is not None:
+        n = str(blas_threads)
+        env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
     rec = {
         "tool": tool,
         "case": case,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "blas_threads": blas_threads,
+        "blas_threads": blas_threads if blas_threads is not None else "default",
+        "repeats": REPEATS,
     }
     t0 = time.perf_counter()
     try:
@@ -226,8 +288,8 @@ def table(results: Path) -> str:
     cases = sorted(dict.fromkeys(c for _, c in recs), key=lambda c: order.get(c, len(order)))
     lines = [
         "| case | wells | lcd-metrics wall s (CPU s) | lcd-metrics peak RSS MB | copairs wall s (CPU s) "
-        "| copairs peak RSS MB | speed-up wall (CPU) |",
-        "|---|---|---|---|---|---|---|",
+        "| copairs peak RSS MB | speed-up wall (CPU) | AP step / floor (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r):
@@ -248,13 +310,19 @@ def table(results: Path) -> str:
             ratio = f"{cop['seconds'] / lcd['seconds']:.0f}×"
             if "cpu_s" in lcd and "cpu_s" in cop:
                 ratio += f" ({cop['cpu_s'] / lcd['cpu_s']:.0f}×)"
+        floor = "-"
+        if lcd and "floor_ratio" in lcd:
+            floor = f"{lcd['floor_ratio']:.2f}× ({lcd['ap_cpu_s']:.2f} / {lcd['floor_cpu_s']:.2f} s)"
         wells = lcd.get("n_wells", n) if lcd else n
         label = {
             "all_dmso": "mAP, negatives = all DMSO",
             "plate": "mAP, negatives = DMSO of the query's plate",
             "map_es": f"map_es, {n} compounds × 20 conditions × 1000 draws",
+            "map_es_draws": f"map_es, 60 compounds × 20 conditions × {n} draws",
         }[recipe]
-        lines.append(f"| {label} | {wells} | {' | '.join(cell(lcd))} | {' | '.join(cell(cop))} | {ratio} |")
+        lines.append(
+            f"| {label} | {wells} | {' | '.join(cell(lcd))} | {' | '.join(cell(cop))} | {ratio} | {floor} |"
+        )
     return "\n".join(lines)
 
 
@@ -265,7 +333,9 @@ def main() -> None:
     ap.add_argument("--tool", choices=["both", "lcd", "copairs"], default="both")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per run (both tools)")
+    ap.add_argument(
+        "--blas-threads", type=int, default=None, help="BLAS threads per run (default: library's)"
+    )
     ap.add_argument("--mem-gb", type=float, default=12.0, help="address-space limit per run (GB)")
     ap.add_argument("--table", action="store_true", help="only print the table of recorded results")
     args = ap.parse_args()

@@ -63,3 +63,34 @@ def screen(
 @pytest.fixture
 def make_screen():
     return screen
+
+
+PAPER_CONTROLS = 32
+LOW = (0.156, 0.625, 2.5)
+
+
+def paper_layout(n_compounds=3, d=16, seed=0, effect=0.9):
+    """Rows: (compound, dose, timepoint, replica, plate); features with a per-plate offset."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rep, doses in (("R1", (10.0,)), ("R2", (10.0,)), ("R3", LOW)):
+        for layout in ("A", "B"):
+            plate = f"{rep}-{layout}"
+            rows += [("DMSO", 0.0, "24h", rep, plate)] * PAPER_CONTROLS
+            for c in range(n_compounds):
+                for dose in doses:
+                    per_plate = 2 if dose == 10.0 else 3
+                    rows += [(f"cmp{c}", dose, "24h", rep, plate)] * per_plate
+    obs = pd.DataFrame(rows, columns=["compound", "dose", "timepoint", "replica", "plate"])
+    X = rng.normal(size=(len(obs), d))
+    plate_offset = {p: rng.normal(scale=0.7, size=d) for p in obs["plate"].unique()}
+    X += np.stack([plate_offset[p] for p in obs["plate"]])
+    signature = rng.normal(size=d)
+    X[(obs["compound"] == "cmp0").to_numpy()] += effect * signature
+    obs.index = [f"w{i}" for i in range(len(obs))]
+    return obs, X
+
+
+@pytest.fixture(scope="session")
+def make_paper():
+    return paper_layout

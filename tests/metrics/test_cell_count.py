@@ -88,3 +88,39 @@ def test_cell_count_bad_input():
     assert (inh.loc[p0, "status"] == "failed").all() and inh.loc[p0, "inhibition"].isna().all()
     assert inh.loc[p0, "reason"].str.contains("no control rows").all()
     assert (inh.loc[~p0, "status"] == "ok").all()
+
+
+def test_scipy_bootstrap_gives_the_numbers_of_the_hand_written_resampling():
+    """0.3.0 swapped the hand-written percentile bootstrap for scipy.stats.bootstrap: same generator,
+    same resamples, same interval (the old code, kept here as the oracle)."""
+    df = counts_screen(2)
+    res = lm.cell_count_activity(df, n_boot=1500, ci=0.9, seed=4)
+    ctrl = df[df["compound"] == "DMSO"].groupby(["plate", "timepoint"])["nuclei_count"].agg(["mean", "std"])
+    z = df.join(ctrl, on=["plate", "timepoint"])
+    z["z"] = (z["nuclei_count"] - z["mean"]) / z["std"]
+    treated = z[z["compound"] != "DMSO"]
+    for gi, (key, g) in enumerate(treated.groupby(["compound", "timepoint", "dose"], sort=True)):
+        zs = g["z"].to_numpy()
+        rng = np.random.default_rng([4, 2, gi])
+        boot = np.median(zs[rng.integers(zs.size, size=(1500, zs.size))], axis=1)
+        lo, hi = np.quantile(boot, [0.05, 0.95])
+        row = res[(res["compound"] == key[0]) & (res["timepoint"] == key[1]) & (res["dose"] == key[2])].iloc[
+            0
+        ]
+        assert row["ci_low"] == pytest.approx(lo, abs=1e-12) and row["ci_high"] == pytest.approx(
+            hi, abs=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(n_boot=0), "n_boot must be an integer >= 1, got 0"),
+        (dict(ci=1.0), r"ci must be a finite number in \(0, 1\), got 1.0"),
+        (dict(ci=float("nan")), "ci must be a finite number"),
+        (dict(seed=-1), "seed must be an integer >= 0"),
+    ],
+)
+def test_out_of_range_options(kwargs, message):
+    with pytest.raises(lm.InputError, match=message):
+        lm.cell_count_activity(counts_screen(), **kwargs)

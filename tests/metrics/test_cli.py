@@ -177,4 +177,48 @@ def test_list_options_repeat_or_comma_and_python_m(make_screen, tmp_path):
     assert list(a.columns[:2]) == ["compound", "dose"]
     pd.testing.assert_frame_equal(a, b)
     run = subprocess.run([sys.executable, "-m", "lcd_metrics", "--version"], capture_output=True, text=True)
-    assert run.returncode == 0 and run.stdout.startswith("lcd-metrics 0.2.0")
+    assert run.returncode == 0 and run.stdout.startswith("lcd-metrics 0.3.0")
+
+
+def test_map_es_design_only_on_pycytominer_parquet(tmp_path, make_paper):
+    """A pycytominer parquet (Metadata_* columns, CellProfiler features): the design report is printed,
+    nothing is drawn, exit 0; the same keys then score it, and the table matches the API's."""
+    obs, X = make_paper(n_compounds=2)
+    meta = obs.rename(columns=lambda c: f"Metadata_{c}").reset_index(drop=True)
+    feats = pd.DataFrame(X, columns=[f"Cells_AreaShape_{i}" for i in range(X.shape[1])])
+    src = tmp_path / "plates.parquet"
+    pd.concat([meta, feats], axis=1).to_parquet(src)
+    keys = [
+        "--compound-key", "Metadata_compound", "--replica-key", "Metadata_replica",
+        "--plate-key", "Metadata_plate", "--timepoint-key", "Metadata_timepoint",
+        "--dose-key", "Metadata_dose", "--control", "Metadata_compound == 'DMSO'",
+    ]  # fmt: skip
+    r = runner.invoke(cli.app, ["map-es", str(src), "--design-only", *keys])
+    assert r.exit_code == 0, r.output
+    assert "mAP-ES design: 8 compound × condition rows" in r.output
+    assert "other_plate" in r.output and "other_replica" in r.output
+    assert not list(tmp_path.glob("*.csv"))  # nothing written without -o
+    r = runner.invoke(
+        cli.app, ["map-es", str(src), "--design-only", *keys, "--n-neg", "40", "-o", str(tmp_path / "d.csv")]
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        "rows will not be ok" in r.output and "only 32 control wells on a query plate (design 40)" in r.output
+    )
+    report = pd.read_csv(tmp_path / "d.csv")
+    assert (report["status"] == "partial").all()
+    out = tmp_path / "act.parquet"
+    r = runner.invoke(cli.app, ["map-es", str(src), *keys, "--n-draws", "200", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    api = lm.map_es(
+        src,
+        compound_key="Metadata_compound",
+        replica_key="Metadata_replica",
+        plate_key="Metadata_plate",
+        timepoint_key="Metadata_timepoint",
+        dose_key="Metadata_dose",
+        control="Metadata_compound == 'DMSO'",
+        n_draws=200,
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(out), api)
+    assert (api["status"] == "ok").all()

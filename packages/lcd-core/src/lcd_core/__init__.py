@@ -85,6 +85,7 @@ _EXPORTS = {
     # packages import them as `from lcd_core import make_app` (tests/test_package_structure.py allows
     # cross-package imports of exported names only, never of submodules such as lcd_core.cli).
     "make_app": "cli",
+    "add_common_options": "cli",
     "handles_bad_input": "cli",
     "fail": "cli",
     "split_list": "cli",

@@ -122,6 +122,24 @@ def make_app(name: str, help: str, *, package: str) -> typer.Typer:
     app = typer.Typer(
         name=name, help=help, no_args_is_help=True, add_completion=True, pretty_exceptions_show_locals=False
     )
+    add_common_options(app, help, package=package)
+    return app
+
+
+def add_common_options(app: typer.Typer, help: str, *, package: str) -> None:
+    """Give ``app`` the shared ``--version``, ``-v/--verbose`` and ``-q/--quiet`` (as its callback).
+
+    For apps that cannot come from :func:`make_app` (``lcd`` itself, which mounts the others).
+
+    Parameters
+    ----------
+    app
+        The Typer app (its callback is replaced).
+    help
+        Description shown by ``--help``.
+    package
+        Distribution name for ``--version``.
+    """
 
     def _version(value: bool) -> None:
         if value:
@@ -144,7 +162,6 @@ def make_app(name: str, help: str, *, package: str) -> typer.Typer:
         set_verbosity(-1 if quiet else verbose)
 
     _options.__doc__ = help
-    return app
 
 
 def split_list(values: Sequence[str] | str | None) -> list[str] | None:

@@ -46,7 +46,8 @@ def manifest_cmd(
     ] = None,
     channel: Annotated[int | None, typer.Option(help="Opera channel to keep (needed if several).")] = None,
     hours_offset: Annotated[
-        float | None, typer.Option(help="Hours from treatment to the first measurement (added to timepoint_h).")
+        float | None,
+        typer.Option(help="Hours from treatment to the first measurement (added to timepoint_h)."),
     ] = None,
     glob: Annotated[str | None, typer.Option(help="Glob of image files, relative to --root.")] = None,
     regex: Annotated[

@@ -265,7 +265,9 @@ def opera_files(
         if times.notna().all():
             first = times.min()
             start_of_tp = times.groupby(files["timepoint"]).transform("min")
-            files["timepoint_h"] = np.round((start_of_tp - first).dt.total_seconds() / 3600.0 + hours_offset, 3)
+            files["timepoint_h"] = np.round(
+                (start_of_tp - first).dt.total_seconds() / 3600.0 + hours_offset, 3
+            )
         else:
             files["timepoint_h"] = np.nan
         parts.append(files.drop(columns=["abs_time"]))

@@ -10,19 +10,24 @@ matplotlib only when a figure is drawn.
 from lcd_core import InputError
 
 from .cell_count import cell_count_activity
+from .es_report import map_es_design
 from .inhibition import inhibition
-from .map_es import map_es, sensitivity
+from .map_es import map_es
 from .mean_ap import average_precision, mean_average_precision
 from .plotting import plot_ap_distributions, plot_sensitivity
+from .power import design_power
+from .sensitivity import sensitivity
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "InputError",
     "average_precision",
     "cell_count_activity",
+    "design_power",
     "inhibition",
     "map_es",
+    "map_es_design",
     "mean_average_precision",
     "plot_ap_distributions",
     "plot_sensitivity",

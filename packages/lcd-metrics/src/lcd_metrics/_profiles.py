@@ -54,7 +54,7 @@ def check_nonzero(X: np.ndarray, row_ids: pd.Index, where: str) -> None:
 
     A zero vector has no direction: copairs scores it AP = 1, which would pass as a perfect replicate.
     """
-    zero = np.einsum("ij,ij->i", X, X) == 0  # no (rows x features) temporary
+    zero = ~(X != 0).any(axis=1)  # not the squared norm: 1e-200 squares to 0 without being zero
     if zero.any():
         first = ", ".join(repr(str(i)) for i in row_ids[zero][:3])
         raise InputError(

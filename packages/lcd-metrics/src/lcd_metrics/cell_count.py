@@ -3,7 +3,7 @@
 Counts (nuclei per well or field of view, e.g. ``obs["nuclei_count"]`` written by lcd-nuclei) are
 z-transformed per plate × timepoint against that measurement's control wells (mean and SD). Per compound
 × condition the median z over all replicate wells gets a percentile bootstrap 95 % confidence interval
-(Efron & Tibshirani 1993); the compound is active (cytotoxic or cytostatic) when the upper bound < 0.
+(Efron & Tibshirani 1993; :func:`scipy.stats.bootstrap`); the compound is active (cytotoxic or cytostatic) when the upper bound < 0.
 Percent inhibition is :func:`lcd_metrics.inhibition`.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 from lcd_core import DEFAULT_CONTROL, InputError, group_codes
 
 from ._counts import count_values, obs_of
+from ._options import check_int, check_real, check_seed
 from .design import build_design, resolve_conditions
 
 CELL_COUNT_COLUMNS = ("status", "reason", "active", "median_z", "ci_low", "ci_high", "n_wells", "n_boot")
@@ -72,8 +73,11 @@ def cell_count_activity(
         One row per compound × condition: the key columns, ``status``, ``reason``, ``active``
         (``ci_high < 0``), ``median_z``, ``ci_low``, ``ci_high``, ``n_wells``, ``n_boot``.
     """
-    if n_boot < 1 or not 0 < ci < 1:
-        raise InputError(f"need n_boot >= 1 and 0 < ci < 1 (got {n_boot}, {ci})")
+    from scipy.stats import bootstrap  # scipy.stats takes ~1 s to import: only when counts are scored
+
+    n_boot = check_int("n_boot", n_boot, minimum=1)
+    ci = check_real("ci", ci, low=0.0, high=1.0, low_open=True, high_open=True)
+    seed = check_seed(seed)
     obs, source = obs_of(data)
     values = count_values(obs, count_key, source)
     bad = ~np.isfinite(values)
@@ -97,7 +101,6 @@ def cell_count_activity(
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (values - mean) / sd
     usable = (n_ctrl >= 2) & (sd > 0)
-    alpha = (1 - ci) / 2
     records = []
     for gi, (key, rows) in enumerate(zip(d.group_keys, d.group_rows, strict=True)):
         rec = dict(zip((compound_key, *conds), key, strict=True))
@@ -122,8 +125,21 @@ def cell_count_activity(
             continue
         zs = z[ok_rows]
         rng = np.random.default_rng([seed, 2, gi])
-        boot = np.median(zs[rng.integers(zs.size, size=(n_boot, zs.size))], axis=1)
-        lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+        if zs.size >= 2:
+            # scipy's percentile bootstrap: the same numbers as the hand-written resampling it replaced
+            # (same generator, tested); ~0.8 ms per group against 0.3 ms, kept for one implementation
+            res = bootstrap(
+                (zs,),
+                np.median,
+                n_resamples=n_boot,
+                method="percentile",
+                confidence_level=ci,
+                rng=rng,
+                vectorized=True,
+            )
+            lo, hi = res.confidence_interval.low, res.confidence_interval.high
+        else:  # one well: every resample is that well
+            lo = hi = float(zs[0])
         if zs.size < 3:
             reasons.append(f"only {zs.size} wells: the bootstrap interval is degenerate")
         rec.update(

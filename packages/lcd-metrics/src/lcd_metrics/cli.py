@@ -23,12 +23,14 @@ from lcd_core import (
     Seed,
     UseRep,
     check_output_path,
+    fail,
     given,
     given_keys,
     handles_bad_input,
     make_app,
     optional_key,
     show_progress,
+    split_ints,
     split_list,
     write_table,
 )
@@ -72,12 +74,18 @@ def map_cmd(
     ] = None,
     null_size: Annotated[int | None, typer.Option(help="Permutation null size.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Significance level.")] = None,
+    hierarchical_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Two-stage FDR over families of groups (e.g. compound with --sameby compound,dose)."
+        ),
+    ] = None,
     seed: Seed = None,
     features: Features = None,
     layer: Layer = None,
     use_rep: UseRep = None,
 ) -> None:
-    """Per-profile AP and per-group mAP with permutation p-values (copairs-compatible rules)."""
+    """Per-profile AP and per-group mAP with exact or permutation p-values (copairs-compatible rules)."""
     from .mean_ap import mean_average_precision
 
     for path in (out, ap_out):
@@ -93,6 +101,7 @@ def map_cmd(
         **given(
             null_size=null_size,
             threshold=threshold,
+            hierarchical_by=split_list(hierarchical_by),
             seed=seed,
             pos_diffby=split_list(pos_diffby),
             neg_sameby=split_list(neg_sameby),
@@ -111,11 +120,28 @@ def map_cmd(
     typer.echo(f"{len(table)} groups, {n_sig} below the significance level after BH: {out}")
 
 
+OptionalOut = Annotated[Path | None, typer.Option("--out", "-o", help="Output file (format by suffix).")]
+PlateScope = Annotated[
+    str | None,
+    typer.Option(help="'screen': plate names are unique (default); 'replica': they repeat per replica."),
+]
+
+
+def _design_keys(**keys):
+    """The design options given on the command line, as map_es keyword arguments."""
+    timepoint_key, dose_key = keys.pop("timepoint_key"), keys.pop("dose_key")
+    condition_keys = keys.pop("condition_keys")
+    return {
+        **given_keys(timepoint_key=timepoint_key, dose_key=dose_key),
+        **given(condition_keys=split_list(condition_keys), **keys),
+    }
+
+
 @app.command("map-es")
 @handles_bad_input
 def map_es_cmd(
     input: Input,
-    out: Out,
+    out: OptionalOut = None,
     compound_key: Key = None,
     replica_key: Key = None,
     plate_key: Key = None,
@@ -123,12 +149,21 @@ def map_es_cmd(
     dose_key: OptionalKey = None,
     condition_keys: Columns = None,
     control: Control = None,
+    plate_scope: PlateScope = None,
     n_draws: Annotated[int | None, typer.Option(help="Draws per compound × condition.")] = None,
     n_pos: Annotated[int | None, typer.Option(help="Positives per draw.")] = None,
     n_neg: Annotated[int | None, typer.Option(help="Negatives per draw.")] = None,
     threshold: Annotated[float | None, typer.Option(help="mAP-ES threshold for 'active'.")] = None,
     seed: Seed = None,
     strict: Annotated[bool, typer.Option(help="Refuse groups that cannot meet the design.")] = False,
+    design_only: Annotated[
+        bool,
+        typer.Option(
+            "--design-only",
+            help="Print the design report (rule, replicas, plates, positives, negatives, expected status) "
+            "and stop before any draw; -o writes the per-row report.",
+        ),
+    ] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Folder for AP-vs-null figures and sensitivity curves.")
     ] = None,
@@ -137,29 +172,48 @@ def map_es_cmd(
     use_rep: UseRep = None,
 ) -> None:
     """The mAP effect size per compound × condition (the activity table)."""
-    from .map_es import map_es, sensitivity
+    from .es_design import condition_summary
+    from .es_report import map_es_design
+    from .map_es import map_es
+    from .sensitivity import sensitivity
 
-    check_output_path(out)
+    if out is not None:
+        check_output_path(out)
+    elif not design_only:
+        fail("map-es needs -o/--out (or --design-only to print the design report)")
+    keys = _design_keys(
+        compound_key=compound_key,
+        replica_key=replica_key,
+        plate_key=plate_key,
+        timepoint_key=timepoint_key,
+        dose_key=dose_key,
+        condition_keys=condition_keys,
+        control=control,
+        plate_scope=plate_scope,
+        features=features,
+        layer=layer,
+        use_rep=use_rep,
+    )
+    if design_only:
+        report = map_es_design(input, **keys, **given(n_pos=n_pos, n_neg=n_neg))
+        conds = report.attrs["lcd_metrics"]["condition_keys"]
+        typer.echo(_design_text(report, condition_summary(report, conds)))
+        if out is not None:
+            write_table(report, out)
+            typer.echo(f"design report: {out}")
+        return
     result = map_es(
         input,
         progress=show_progress(),
         return_samples=plot is not None,
-        **given_keys(timepoint_key=timepoint_key, dose_key=dose_key),
+        **keys,
         **given(
-            compound_key=compound_key,
-            replica_key=replica_key,
-            plate_key=plate_key,
-            condition_keys=split_list(condition_keys),
-            control=control,
             n_draws=n_draws,
             n_pos=n_pos,
             n_neg=n_neg,
             threshold=threshold,
             seed=seed,
             strict=strict or None,
-            features=features,
-            layer=layer,
-            use_rep=use_rep,
         ),
     )
     table, samples = result if plot is not None else (result, None)
@@ -173,6 +227,86 @@ def map_es_cmd(
     typer.echo(
         f"{len(table)} compound × condition rows, {int(table['active'].sum())} active, status {counts}: {out}"
     )
+
+
+def _design_text(report, summary) -> str:
+    """The design report as text: one line per condition, then the rows that will not be ok."""
+    lines = [f"mAP-ES design: {len(report)} compound × condition rows", summary.to_string(index=False)]
+    bad = report[report["status"] != "ok"]
+    if len(bad):
+        keys = list(report.columns[: list(report.columns).index("status")])
+        shown = bad[[*keys, "status", "reason"]].head(20)
+        lines += [f"{len(bad)} rows will not be ok (first {len(shown)}):", shown.to_string(index=False)]
+    return "\n".join(lines)
+
+
+@app.command("power")
+@handles_bad_input
+def power_cmd(
+    input: Input,
+    out: Out,
+    replica_key: Key = None,
+    plate_key: Key = None,
+    timepoint_key: OptionalKey = None,
+    control: Control = None,
+    plate_scope: PlateScope = None,
+    n_pos: Annotated[
+        list[str] | None, typer.Option(help="Positives per draw to compare, e.g. 1,2,3,5.")
+    ] = None,
+    n_neg: Annotated[
+        list[str] | None, typer.Option(help="Negatives per draw to compare, e.g. 8,16,31.")
+    ] = None,
+    n_draws: Annotated[list[str] | None, typer.Option(help="Draws to compare, e.g. 100,1000.")] = None,
+    effect: Annotated[
+        list[str] | None,
+        typer.Option(help="Effects in units of control noise, e.g. 0,0.5,1 (0: false positives)."),
+    ] = None,
+    n_sim: Annotated[int | None, typer.Option(help="Simulated compounds per cell of the grid.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="mAP-ES threshold for 'active'.")] = None,
+    seed: Seed = None,
+    features: Features = None,
+    layer: Layer = None,
+    use_rep: UseRep = None,
+) -> None:
+    """mAP-ES power per design (n_pos × n_neg × n_draws) and effect, by resampling the controls."""
+    from .power import design_power
+
+    check_output_path(out)
+    table = design_power(
+        input,
+        progress=show_progress(),
+        **given_keys(timepoint_key=timepoint_key),
+        **given(
+            replica_key=replica_key,
+            plate_key=plate_key,
+            control=control,
+            plate_scope=plate_scope,
+            n_pos=split_ints(n_pos, option="--n-pos"),
+            n_neg=split_ints(n_neg, option="--n-neg"),
+            n_draws=split_ints(n_draws, option="--n-draws"),
+            effect=_split_floats(effect),
+            n_sim=n_sim,
+            threshold=threshold,
+            seed=seed,
+            features=features,
+            layer=layer,
+            use_rep=use_rep,
+        ),
+    )
+    write_table(table, out)
+    typer.echo(table.to_string(index=False, max_rows=40))
+    typer.echo(f"{len(table)} designs × effects: {out}")
+
+
+def _split_floats(values: list[str] | None) -> list[float] | None:
+    """``--effect 0,0.5 --effect 1`` as floats; a value that is not a number is a one-line error."""
+    items = split_list(values)
+    if items is None:
+        return None
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        fail(f"--effect: expected numbers, got {', '.join(items)}")
 
 
 @app.command("cell-count")

@@ -13,11 +13,25 @@ import numpy as np
 BLOCK_ELEMENTS = 1 << 22
 #: above this many positives per query the negatives are sorted instead of compared one by one
 _CUBE_MAX_POS = 16
+#: Similarities this close count as one value when deciding that a whole ranked list is a tie. Far
+#: above the rounding of a float64 cosine (~1e-16 per unit); identical profiles give equal values up to
+#: the order in which a matrix product summed them.
+TIE_TOL = 1e-12
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Return a float64 copy of `x` with unit-norm rows (callers refuse zero-norm rows beforehand)."""
+    """Return a float64 copy of `x` with unit-norm rows (callers refuse zero rows beforehand).
+
+    A row whose squared entries could overflow or underflow (largest absolute value above 1e150 or
+    below 1e-150) is first divided by that value: a row holding 1e300 became a zero vector when its
+    squared norm was inf, and 1e-200 squares to 0. Cosine similarity does not depend on a row's
+    scale; the other rows skip the extra pass.
+    """
     out = np.array(x, dtype=np.float64, copy=True)
+    scale = np.maximum(out.max(axis=1, initial=-np.inf), -out.min(axis=1, initial=np.inf))
+    risky = np.flatnonzero((scale > 1e150) | ((scale < 1e-150) & (scale > 0)))
+    if risky.size:
+        out[risky] /= scale[risky, None]
     out /= np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     return out
 
@@ -38,6 +52,40 @@ def ap_from_ranked_labels(labels: np.ndarray) -> float:
         return float("nan")
     ranks = np.flatnonzero(labels) + 1
     return float(np.mean(np.arange(1, n_pos + 1) / ranks))
+
+
+def all_tied(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Rows whose positives and negatives all have the same similarity (within :data:`TIE_TOL`).
+
+    The ranking of such a list is arbitrary (identical profiles): copairs' tie rule puts every positive
+    first and reports AP = 1, which is a confident number for no information. Callers record these
+    rows as not computed instead. Padding as in :func:`ap_from_similarities`.
+
+    Parameters
+    ----------
+    pos
+        ``(n_queries, k)`` positive similarities, NaN padded.
+    neg
+        ``(n_queries, m)`` negative similarities, ``-inf`` padded.
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    out = np.zeros(pos.shape[0], dtype=bool)
+    if pos.shape[1] == 0 or neg.shape[1] == 0:
+        return out
+    # cheap screen: the best positive and the best negative must already be equal (sorted-free: the
+    # row maxima); only rows passing it get the full spread check
+    top_p = np.where(np.isnan(pos), -np.inf, pos).max(axis=1)
+    top_n = neg.max(axis=1)
+    rows = np.flatnonzero(np.isfinite(top_p) & np.isfinite(top_n) & (np.abs(top_p - top_n) <= TIE_TOL))
+    if rows.size == 0:
+        return out
+    p, n = pos[rows], neg[rows]
+    vp, vn = ~np.isnan(p), np.isfinite(n)
+    hi = np.maximum(top_p[rows], top_n[rows])
+    lo = np.minimum(np.where(vp, p, np.inf).min(axis=1), np.where(vn, n, np.inf).min(axis=1))
+    out[rows] = hi - lo <= TIE_TOL
+    return out
 
 
 def ap_from_similarities(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -132,20 +180,17 @@ def null_ap(n_pos: int, n_total: int, size: int, rng: np.random.Generator) -> np
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted."""
+    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted.
+
+    scipy's :func:`scipy.stats.false_discovery_control` on the finite entries (it refuses NaN).
+    """
+    from scipy.stats import false_discovery_control  # scipy.stats takes ~1 s to import: only here
+
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return q
-    pv = p[ok]
-    order = np.argsort(pv)
-    scaled = pv[order] * m / np.arange(1, m + 1)
-    scaled = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(scaled, 1.0)
-    q[ok] = out
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method="bh")
     return q
 
 

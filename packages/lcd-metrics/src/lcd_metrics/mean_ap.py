@@ -23,13 +23,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lcd_core import InputError, as_list, check_finite, check_keys, control_mask
+from lcd_core import (
+    InputError,
+    as_list,
+    blas_threads,
+    check_finite,
+    check_keys,
+    control_mask,
+    threads_for,
+)
 from lcd_core import progress as bar
 from scipy.special import digamma
 
 from . import kernels
+from ._options import check_int, check_real, check_seed
 from ._profiles import check_nonzero, profiles
 from .pairs import encode, parse_rules, rank_profiles
+from .pvalues import group_pvalues, hierarchical_fdr
 
 AP_COLUMNS = ("average_precision", "normalized_average_precision", "n_pos_pairs", "n_total_pairs")
 
@@ -155,24 +165,56 @@ def average_precision(
     if multilabel_col is not None:
         membership, label_names = _label_membership(obs, source, multilabel_col, multilabel_sep)
         labels = (membership, None, neg_mode)
-    with bar(len(xn), "average precision", enabled=progress) as advance:
-        q_rows, q_labels, ap, n_pos, n_total = rank_profiles(xn, codes, rules, labels=labels, advance=advance)
+    # the block product is at most (256 queries x every row x features): one BLAS thread below
+    # lcd_core's size threshold, the library's default above
+    flops = 2.0 * min(256, len(xn)) * len(xn) * xn.shape[1]
+    with bar(len(xn), "average precision", enabled=progress) as advance, blas_threads(threads_for(flops)):
+        q_rows, q_labels, ap, n_pos, n_total, tied = rank_profiles(
+            xn, codes, rules, labels=labels, advance=advance
+        )
     if not (n_pos > 0).any():
         raise InputError(f"{source}: no positive pairs: no two profiles satisfy pos_sameby/pos_diffby")
     if not (n_total > n_pos).any():
         raise InputError(f"{source}: no negative pairs: no two profiles satisfy neg_sameby/neg_diffby")
+    taken = [c for c in ("status", "reason") if c in obs.columns and c != multilabel_col]
+    if taken:
+        raise InputError(
+            f"{source}: metadata column {taken[0]!r} would be overwritten by the AP table's "
+            f"{taken[0]!r} column; rename it"
+        )
     if labels is None:
         out = obs.drop(columns=[_REF], errors="ignore")
     else:  # one row per (profile, label) with positives, like copairs.map.multilabel
         keep_q = n_pos > 0
-        q_rows, q_labels, ap, n_pos, n_total = (a[keep_q] for a in (q_rows, q_labels, ap, n_pos, n_total))
+        q_rows, q_labels, ap, n_pos, n_total, tied = (
+            a[keep_q] for a in (q_rows, q_labels, ap, n_pos, n_total, tied)
+        )
         out = obs.iloc[q_rows].drop(columns=[_REF, multilabel_col], errors="ignore")
         out[multilabel_col] = label_names[q_labels]
     out["n_pos_pairs"] = n_pos
     out["n_total_pairs"] = n_total
     out["average_precision"] = ap
     out["normalized_average_precision"] = np.where(n_pos > 0, normalized_ap(ap, n_pos, n_total), np.nan)
+    status, reason = _ap_status(n_pos, n_total, tied)
+    out["status"] = status
+    out["reason"] = reason
     return out
+
+
+def _ap_status(n_pos: np.ndarray, n_total: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per profile: ``ok``; ``partial`` (AP 1 by definition: no negatives); ``failed`` (no AP)."""
+    status = np.full(n_pos.size, "ok", dtype=object)
+    reason = np.full(n_pos.size, "", dtype=object)
+    no_neg = (n_pos > 0) & (n_total == n_pos)
+    status[no_neg], reason[no_neg] = "partial", "no negative partners: AP is 1 by definition"
+    status[tied] = "failed"
+    reason[tied] = [
+        f"all {t} candidates have the same similarity (identical profiles): the ranking is arbitrary"
+        for t in n_total[tied]
+    ]
+    none = n_pos == 0
+    status[none], reason[none] = "failed", "no positive partners"
+    return status, reason
 
 
 _REF = "__lcd_reference_index"
@@ -220,21 +262,13 @@ def _with_reference(
     return obs.assign(**{_REF: ref}), [*as_list(pos_sameby), _REF], [*as_list(neg_diffby), _REF]
 
 
-def null_distributions(configs: np.ndarray, null_size: int, seed: int) -> np.ndarray:
-    """One permutation null (``null_size`` random APs) per ``(n_pos, n_total)`` configuration.
-
-    Each configuration has its own generator seeded by ``(seed, n_pos, n_total)``, so a null does not
-    depend on which other configurations exist, on their order or on the thread count.
-    """
-    out = np.empty((len(configs), null_size))
-    for i, (k, total) in enumerate(configs):
-        rng = np.random.default_rng([seed, int(k), int(total)])
-        out[i] = kernels.null_ap(int(k), int(total), null_size, rng)
-    return out
-
-
 def _map_from_ap(
-    ap_scores: pd.DataFrame, sameby: Sequence[str], null_size: int, threshold: float, seed: int
+    ap_scores: pd.DataFrame,
+    sameby: Sequence[str],
+    null_size: int,
+    threshold: float,
+    seed: int,
+    hierarchical_by: Sequence[str] | None,
 ) -> pd.DataFrame:
     check_keys(
         ap_scores,
@@ -242,48 +276,82 @@ def _map_from_ap(
         source="ap_scores",
         allow_missing=True,
     )
-    valid = ap_scores["average_precision"].notna().to_numpy() & (ap_scores["n_pos_pairs"].to_numpy() > 0)
-    scores = ap_scores.loc[valid]
-    if scores.empty:
-        raise InputError("ap_scores: no profile has an average precision (no positive pairs)")
-    confs = scores[["n_pos_pairs", "n_total_pairs"]].to_numpy(dtype=np.int64)
-    uconf, inv = np.unique(confs, axis=0, return_inverse=True)
-    nulls = null_distributions(uconf, null_size, seed)
-    norm = scores["normalized_average_precision"] if "normalized_average_precision" in scores else None
-    group_ids, keys = pd.factorize(
-        pd.MultiIndex.from_frame(scores[list(sameby)]) if len(sameby) > 1 else scores[sameby[0]], sort=True
+    # queries are profiles with positives; a query without an AP (all candidates tied) is reported
+    queries = ap_scores.loc[ap_scores["n_pos_pairs"].to_numpy() > 0]
+    if queries.empty:
+        raise InputError("ap_scores: no profile has positive pairs (no query)")
+    scored_mask = queries["average_precision"].notna().to_numpy()
+    group_all, keys = pd.factorize(
+        pd.MultiIndex.from_frame(queries[list(sameby)]) if len(sameby) > 1 else queries[sameby[0]], sort=True
     )
     n_groups = len(keys)
-    ap = scores["average_precision"].to_numpy(dtype=np.float64)
+    scores = queries.loc[scored_mask]
+    group_ids = group_all[scored_mask]
     count = np.bincount(group_ids, minlength=n_groups)
-    mean_ap = np.bincount(group_ids, weights=ap, minlength=n_groups) / count
-    # mAP null of a group = mean over its profiles of their configuration's null (copairs' definition)
-    null_sum = np.zeros((n_groups, null_size))
-    _add_rows(null_sum, group_ids, nulls, inv.ravel())
-    null_mean = null_sum / count[:, None]
-    p = ((null_mean > mean_ap[:, None]).sum(axis=1) + 1) / (null_size + 1)
+    missing = np.bincount(group_all[~scored_mask], minlength=n_groups)
+    ap = scores["average_precision"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_ap = np.bincount(group_ids, weights=ap, minlength=n_groups) / count
+    p = np.full(n_groups, np.nan)
+    method = np.full(n_groups, "", dtype=object)
+    has = count > 0
+    if has.any():
+        confs = scores[["n_pos_pairs", "n_total_pairs"]].to_numpy(dtype=np.int64)
+        uconf, inv = np.unique(confs, axis=0, return_inverse=True)
+        remap = np.cumsum(has) - 1  # groups with an AP, numbered densely
+        p_has, m_has = group_pvalues(mean_ap[has], remap[group_ids], inv.ravel(), uconf, null_size, seed)
+        p[has], method[has] = p_has, m_has
     if len(sameby) > 1:
         out = pd.DataFrame(list(keys), columns=list(sameby))
     else:
         out = pd.DataFrame({sameby[0]: keys})
     out["mean_average_precision"] = mean_ap
-    if norm is not None:
-        out["mean_normalized_average_precision"] = (
-            np.bincount(group_ids, weights=norm.to_numpy(np.float64), minlength=n_groups) / count
-        )
+    if "normalized_average_precision" in scores:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["mean_normalized_average_precision"] = (
+                np.bincount(
+                    group_ids,
+                    weights=scores["normalized_average_precision"].to_numpy(np.float64),
+                    minlength=n_groups,
+                )
+                / count
+            )
     out["n_profiles"] = count
     out["p_value"] = p
-    out["corrected_p_value"] = kernels.bh_qvalues(p)
+    out["p_method"] = method
+    if hierarchical_by:
+        out = hierarchical_fdr(out, hierarchical_by, sameby, threshold)
+    else:
+        out["corrected_p_value"] = kernels.bh_qvalues(p)
     out["below_p"] = out["p_value"] < threshold
     out["below_corrected_p"] = out["corrected_p_value"] < threshold
+    out["status"], out["reason"] = _group_status(queries, group_all, n_groups, count, missing)
     return out
 
 
-def _add_rows(target: np.ndarray, group_ids: np.ndarray, nulls: np.ndarray, conf_ix: np.ndarray) -> None:
-    """Sum null rows per group without a (profiles x null_size) temporary: count (group, config) first."""
-    pairs, counts = np.unique(np.stack([group_ids, conf_ix], axis=1), axis=0, return_counts=True)
-    for (g, c), k in zip(pairs, counts, strict=True):
-        target[g] += k * nulls[c]
+def _group_status(
+    queries: pd.DataFrame, group_all: np.ndarray, n_groups: int, count: np.ndarray, missing: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``ok`` / ``partial`` (some profiles without an AP, or with AP 1 for lack of negatives) / ``failed``."""
+    status = np.where(count == 0, "failed", np.where(missing > 0, "partial", "ok")).astype(object)
+    reason = np.full(n_groups, "", dtype=object)
+    why = queries["reason"].astype(str).to_numpy() if "reason" in queries else None
+    no_neg = np.bincount(
+        group_all,
+        weights=(queries["n_total_pairs"] == queries["n_pos_pairs"]).to_numpy(float),
+        minlength=n_groups,
+    ).astype(int)
+    for g in np.flatnonzero((missing > 0) | (no_neg > 0)):
+        parts = []
+        if missing[g]:
+            rows = np.flatnonzero((group_all == g) & queries["average_precision"].isna().to_numpy())
+            first = why[rows[0]] if why is not None and why[rows[0]] else "AP not computed"
+            parts.append(f"{missing[g]} of {missing[g] + count[g]} profiles have no AP ({first})")
+        if no_neg[g]:
+            parts.append(f"{no_neg[g]} profiles have no negative partners (AP 1 by definition)")
+            status[g] = "partial" if status[g] == "ok" else status[g]
+        reason[g] = "; ".join(parts)
+    return status, reason
 
 
 def mean_average_precision(
@@ -293,6 +361,7 @@ def mean_average_precision(
     null_size: int = 10000,
     threshold: float = 0.05,
     seed: int = 0,
+    hierarchical_by: str | Sequence[str] | None = None,
     progress: bool = False,
     max_workers: int | None = None,
     cache_dir: Any = None,
@@ -308,7 +377,7 @@ def mean_average_precision(
     use_rep: str | None = None,
     return_ap: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean average precision per group with a permutation p-value and BH q-value.
+    """Mean average precision per group with an exact or permutation p-value and FDR-adjusted p-value.
 
     Parameters
     ----------
@@ -319,11 +388,18 @@ def mean_average_precision(
     sameby
         Columns defining the groups whose APs are averaged; default: `pos_sameby`.
     null_size
-        Random rankings per ``(n_pos_pairs, n_total_pairs)`` configuration in the permutation null.
+        Random rankings per ``(n_pos_pairs, n_total_pairs)`` configuration in the permutation null; a
+        group whose configurations have at most this many rankings gets an exact p-value instead.
     threshold
-        Significance level for ``below_p`` and ``below_corrected_p``.
+        Significance level for ``below_p``, ``below_corrected_p`` (and stage 1 of `hierarchical_by`),
+        in (0, 1].
     seed
-        Seed of the null; results are identical for the same seed whatever ran before (no disk cache).
+        Seed of the null (non-negative); results are identical for the same seed whatever ran before
+        (no disk cache).
+    hierarchical_by
+        Columns of families of tests (e.g. ``compound`` with ``sameby=[compound, dose]``): two-stage
+        FDR as copairs' ``hierarchical_by`` (:func:`lcd_metrics.pvalues.hierarchical_fdr`); adds
+        ``stage1_p_value``, ``stage1_corrected_p_value``, ``stage1_significant``.
     progress
         Show a progress bar while AP is computed (profiles input only).
     max_workers, cache_dir
@@ -337,17 +413,23 @@ def mean_average_precision(
     -------
     pandas.DataFrame or tuple of pandas.DataFrame
         One row per group: the `sameby` columns, ``mean_average_precision``,
-        ``mean_normalized_average_precision``, ``n_profiles``, ``p_value`` (fraction of null mAPs
-        strictly above the observed one, with +1 smoothing), ``corrected_p_value`` (BH q-value),
-        ``below_p``, ``below_corrected_p``; with ``return_ap`` also the AP table.
+        ``mean_normalized_average_precision``, ``n_profiles`` (profiles with an AP), ``p_value``,
+        ``p_method`` (``exact`` or ``permutation``, see :mod:`lcd_metrics.pvalues`),
+        ``corrected_p_value`` (BH q-value, or the hierarchical one), ``below_p``,
+        ``below_corrected_p``, ``status`` and ``reason`` (``failed``: no profile of the group has an
+        AP, e.g. identical profiles; ``partial``: some have none, or have no negatives); with
+        ``return_ap`` also the AP table.
 
     Notes
     -----
     The null of a group's mAP is, as in copairs, the mean over the group's profiles of the null AP
-    vector of each profile's configuration (profiles sharing a configuration share one null vector).
+    of each profile's configuration (profiles sharing a configuration share one null draw). A null
+    value equal to the observed mAP counts against it (``>=``; copairs 0.5.5 used ``>``).
     """
-    if null_size < 1:
-        raise InputError(f"null_size must be >= 1, got {null_size}")
+    null_size = check_int("null_size", null_size, minimum=1)
+    threshold = check_real("threshold", threshold, low=0.0, high=1.0, low_open=True)
+    seed = check_seed(seed)
+    hierarchical_by = as_list(hierarchical_by)
     if (
         pos_sameby is None
         and isinstance(data, pd.DataFrame)
@@ -385,5 +467,5 @@ def mean_average_precision(
             if not sameby:
                 raise InputError("sameby is required when pos_sameby is empty")
     sameby = [sameby] if isinstance(sameby, str) else list(sameby)
-    result = _map_from_ap(ap_table, sameby, null_size, threshold, seed)
+    result = _map_from_ap(ap_table, sameby, null_size, threshold, seed, hierarchical_by)
     return (result, ap_table) if return_ap else result

@@ -92,7 +92,12 @@ def plot_ap_distributions(
             sel = comp[ckey] == name
             for k in conds:
                 sel &= comp[k] == row[k]
-            nsel = null[tkey] == row[tkey] if tkey in null.columns else np.ones(len(null), bool)
+            if "null" in comp.columns and sel.any():  # the null this row was compared with
+                nsel = null["null"] == comp.loc[sel, "null"].iloc[0]
+            elif tkey in null.columns:
+                nsel = null[tkey] == row[tkey]
+            else:
+                nsel = np.ones(len(null), bool)
             ax.hist(
                 null.loc[nsel, "ap"], bins=bins, density=True, color="0.6", alpha=0.7, label="control null"
             )

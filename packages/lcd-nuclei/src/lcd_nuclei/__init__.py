@@ -41,7 +41,9 @@ _lazy_getattr, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __getattr__(name: str):
-    if name == "inhibition":  # deprecated in 0.3.0 (not in __all__): warns and forwards to lcd_metrics.inhibition
+    if (
+        name == "inhibition"
+    ):  # deprecated in 0.3.0 (not in __all__): warns and forwards to lcd_metrics.inhibition
         from ._deprecated import inhibition
 
         return inhibition

@@ -60,7 +60,8 @@ def count(
         typer.Option(help="Drop instances above this x the field's median area (4; inf: keep all)."),
     ] = None,
     inhibition_out: Annotated[
-        Path | None, typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet).")
+        Path | None,
+        typer.Option("--inhibition", help="Write inhibition % per well here (.csv/.tsv/.parquet)."),
     ] = None,
     control: Annotated[str, typer.Option(help="Control query or boolean column.")] = "compound == 'DMSO'",
     on_error: Annotated[str | None, typer.Option(help="raise | skip")] = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from lcd_core import handles_bad_input
+from lcd_core import add_common_options, fail, handles_bad_input
 from typer.core import TyperGroup
 
 from .mount import MountedApp, discover
@@ -29,9 +29,11 @@ class LcdGroup(TyperGroup):
         return self._mounted
 
     def list_commands(self, ctx) -> list[str]:
+        """Own commands, then the mounted packages'."""
         return [*super().list_commands(ctx), *self._plugins()]
 
     def get_command(self, ctx, cmd_name: str):
+        """An own command, else a mounted package's app (loaded on use)."""
         return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
 
 
@@ -39,21 +41,19 @@ app = typer.Typer(
     cls=LcdGroup,
     help="LCD: live-cell brightfield profiling from images to activity, MoA and a report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
 )
 
 
-@app.callback()
-def _root() -> None:
-    """LCD: live-cell brightfield profiling from images to activity, MoA and a report."""
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+add_common_options(
+    app,
+    "LCD: live-cell brightfield profiling from images to activity, MoA and a report.",
+    package="lcd-pipeline",
+)
 
 
 @app.command("simulate")
+@handles_bad_input
 def simulate_cmd(
     out: Annotated[Path, typer.Argument(help="Folder to create (Opera-style images, plate map, truth/).")],
     preset: Annotated[str, typer.Option(help="Design size: 'demo' (small, fast) or 'default'.")] = "demo",
@@ -82,11 +82,8 @@ def simulate_cmd(
         "fovs_per_well": fovs,
         "withdrawal_after": withdrawal_after,
     }
-    try:
-        cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
-        plate = simulate_plate(out, cfg, overwrite=overwrite)
-    except (ValueError, FileExistsError) as exc:
-        _fail(str(exc))
+    cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    plate = simulate_plate(out, cfg, overwrite=overwrite)
     typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
 
 
@@ -281,7 +278,7 @@ def report_cmd(
     from .report import build_report
 
     if not results.is_dir():
-        _fail(f"results folder not found: {results}")
+        fail(f"results folder not found: {results}")
     path = build_report(results, out or results / "report.html")
     typer.echo(f"report: {path.resolve()}")
 

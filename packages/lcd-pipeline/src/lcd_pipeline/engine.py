@@ -88,6 +88,7 @@ class Context:
         self.fingerprint = ""  # of the stage being run (set by run_pipeline)
 
     def path(self, name: str) -> Path:
+        """A path inside the results folder."""
         return self.root / name
 
     @contextmanager
@@ -100,10 +101,12 @@ class Context:
 
     @property
     def input(self) -> dict:
+        """The config's input section."""
         return self.cfg["input"]
 
     @property
     def model_dir(self) -> Path:
+        """The backbone to embed with: the given checkpoint, else the trained ``model/``."""
         return Path(self.cfg["checkpoint"]) if self.cfg["checkpoint"] else self.path("model")
 
 
@@ -262,8 +265,9 @@ def choose_method(ctx: Context, fov) -> str:
 
 
 def field_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
-    """Per-field counts for the cell-count baseline: measured ones when the manifest has them, else
-    lcd-nuclei's label-free counts. Returns the table and where the counts came from.
+    """Per-field counts for the cell-count baseline, and where they came from.
+
+    Measured counts when the manifest (or given profiles) has them, else lcd-nuclei's label-free counts.
     """
     from lcd_core import read_h5ad
 
@@ -384,9 +388,10 @@ def nuclei_rows(man: pd.DataFrame, fields_per_well: int | None) -> np.ndarray:
 
 
 def _nuclei(ctx: Context) -> None:
-    """Count nuclei with lcd-nuclei on every field (or ``nuclei.fields_per_well`` per well): the label-free
-    counts the cell-count baseline uses. A manifest's own ``nuclei_count`` (the simulator's truth) is
-    kept as ``reference_nuclei_count`` for the report's agreement plot only.
+    """Count nuclei with lcd-nuclei on every field (or ``nuclei.fields_per_well`` per well).
+
+    These label-free counts feed the cell-count baseline unless the manifest carries measured counts
+    (``nuclei_count``, kept as ``measured_nuclei_count`` beside lcd-nuclei's).
     """
     from lcd_core import show_progress
     from lcd_nuclei import count_nuclei

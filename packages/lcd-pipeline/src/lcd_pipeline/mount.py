@@ -35,6 +35,7 @@ class Plugin:
 
     @property
     def module(self) -> str:
+        """The dotted module of the entry point."""
         return self.entry_point.value.split(":")[0]
 
 
@@ -111,6 +112,7 @@ class MountedApp(TyperCommand):
         return self._loaded
 
     def make_context(self, info_name, args, parent=None, **extra):
+        """Load the real app and let it parse the arguments."""
         try:
             command = self.load()
         except Unavailable as exc:
@@ -119,4 +121,5 @@ class MountedApp(TyperCommand):
         return command.make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx):  # pragma: no cover - ctx.command is the loaded app
+        """Run the loaded app."""
         return self.load().invoke(ctx)

@@ -25,7 +25,7 @@ SECTIONS = {
     "moa": "MoA prediction as doses are added, confusion matrix (Fig. 3A/B)",
     "polypharmacology": "Top-2 MoA map per compound (Fig. 3C)",
     "attention": "ViT attention maps (Fig. 4)",
-    "nuclei": "Nuclei overlays and count agreement (Fig. 5)",
+    "nuclei": "Nuclei counts, agreement and count- vs confluency-based inhibition (Fig. 5)",
     "truth": "Synthetic plate: recovered versus true activity and MoA",
 }
 
@@ -185,29 +185,96 @@ def _attention(root: Path) -> str:
     return "".join(_img(p, p.stem) for p in pngs) or _missing("the attention stage did not run")
 
 
+def _agreement_scatter(pred: np.ndarray, ref: np.ndarray, *, xlabel: str, ylabel: str, title: str) -> str:
+    """A counted-vs-reference scatter with the identity line, and the agreement table beside it."""
+    from lcd_nuclei import count_agreement
+
+    plt = _pyplot()
+    agree = count_agreement(pred, ref)
+    fig, ax = plt.subplots(figsize=(3.8, 3.6))
+    ax.scatter(ref, pred, s=6, alpha=0.4)
+    lim = [0, max(float(np.max(ref)), float(np.max(pred))) * 1.05 or 1.0]
+    ax.plot(lim, lim, color="k", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}: r = {agree['pearson_r']:.2f}")
+    return _table(pd.DataFrame([agree])) + _fig(fig, title)
+
+
 def _nuclei(root: Path) -> str:
     path = root / "nuclei" / "counts.h5ad"
     if not path.exists():
         return _missing("the nuclei stage did not run (it needs images and a model)")
-    import anndata as ad
+    from lcd_core import read_h5ad
 
-    obs = ad.read_h5ad(path).obs
-    keep = [c for c in ("plate", "well", "fov", "timepoint", "compound", "dose") if c in obs]
-    cols = [*keep, "nuclei_count", "confluency", "reference_nuclei_count"]
+    obs = read_h5ad(path).obs
+    keys = [c for c in ("plate", "well", "fov", "timepoint") if c in obs]
     parts = [
-        "<p>Nuclei counted by lcd-nuclei (attention-based discovery, no labels) on a sample of fields.</p>",
-        _table(obs[[c for c in cols if c in obs]].reset_index(drop=True)),
+        f"<p>Nuclei counted by lcd-nuclei (no labels, no stain) on {len(obs)} fields: median "
+        f"{obs['nuclei_count'].median():g} nuclei, median confluency {obs['confluency'].median():.2f}. "
+        "These counts feed the cell-count baseline unless the manifest carries measured counts.</p>"
     ]
-    ref = obs.get("reference_nuclei_count")
-    if ref is not None and ref.notna().all() and len(obs) >= 2:
-        from lcd_nuclei import count_agreement
-
-        agree = count_agreement(obs["nuclei_count"].to_numpy(float), ref.to_numpy(float))
-        parts.append("<p>Agreement with the reference (simulated true) counts:</p>")
-        parts.append(_table(pd.DataFrame([agree])))
+    truth_path = root / "plate" / "truth" / "fields.parquet"
+    if truth_path.exists() and len(obs) >= 3:
+        truth = pd.read_parquet(truth_path)[[*keys, "nuclei_count"]].rename(columns={"nuclei_count": "true"})
+        both = obs[[*keys, "nuclei_count"]].merge(truth, on=keys, how="inner")
+        parts.append("<p>Against the simulator's true counts (every counted field):</p>")
+        parts.append(
+            _agreement_scatter(
+                both["nuclei_count"].to_numpy(float),
+                both["true"].to_numpy(float),
+                xlabel="true nuclei (simulator)",
+                ylabel="counted (lcd-nuclei)",
+                title="counts vs truth",
+            )
+        )
+    measured = obs.get("measured_nuclei_count")
+    if measured is not None and measured.notna().all() and len(obs) >= 3:
+        parts.append("<p>Against the measured counts of the manifest:</p>")
+        parts.append(
+            _agreement_scatter(
+                obs["nuclei_count"].to_numpy(float),
+                measured.to_numpy(float),
+                xlabel="measured nuclei",
+                ylabel="counted (lcd-nuclei)",
+                title="counts vs measured",
+            )
+        )
+    parts.append(_inhibition(root))
     for png in sorted((root / "nuclei" / "overlays").glob("*.png"))[:4]:
         parts.append(_img(png, f"nuclei overlay {png.stem}"))
     return "".join(parts)
+
+
+def _inhibition(root: Path) -> str:
+    """Count- versus confluency-based inhibition per well (paper: r = 0.83), with Pearson r and its CI."""
+    path = root / "inhibition.parquet"
+    if not path.exists():
+        return _missing("no inhibition table (the activity stage had no counts)")
+    from scipy import stats
+
+    inh = pd.read_parquet(path)
+    ok = inh[inh["status"] == "ok"]
+    keys = [c for c in ("plate", "well", "timepoint") if c in ok]
+    wide = ok.pivot_table(index=keys, columns="value", values="inhibition", observed=True)
+    if not {"nuclei_count", "confluency"} <= set(wide.columns) or len(wide.dropna()) < 3:
+        return _missing("inhibition needs both counts and confluency on at least 3 wells")
+    wide = wide.dropna()
+    res = stats.pearsonr(wide["nuclei_count"], wide["confluency"])
+    lo, hi = res.confidence_interval(0.95)
+    failed = int((inh["status"] != "ok").sum())
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.8, 3.6))
+    ax.scatter(wide["confluency"], wide["nuclei_count"], s=6, alpha=0.5)
+    ax.set_xlabel("inhibition from confluency (%)")
+    ax.set_ylabel("inhibition from nuclei count (%)")
+    ax.set_title(f"per well: r = {res.statistic:.2f} [{lo:.2f}, {hi:.2f}]")
+    note = f" ({failed} rows failed, see inhibition.parquet)" if failed else ""
+    return (
+        f"<p>Inhibition per well from nuclei counts and from confluency ({len(wide)} wells; Pearson r = "
+        f"{res.statistic:.2f}, 95 % CI [{lo:.2f}, {hi:.2f}]; the paper reports r = 0.83){note}.</p>"
+        + _fig(fig, "count vs confluency inhibition")
+    )
 
 
 def _truth(root: Path) -> str:
@@ -250,8 +317,9 @@ def _truth(root: Path) -> str:
 
 
 def _all_doses_method(pred: pd.DataFrame) -> str:
-    """The probe that has seen every dose: the last incremental step (not the last row, which is a
-    single-dose probe).
+    """The probe that has seen every dose.
+
+    That is the last incremental step, not the last row (a single-dose probe).
     """
     incremental = pred[pred["kind"] == "incremental"]
     if incremental.empty:

@@ -1,5 +1,7 @@
-"""Recovered versus planted: the pipeline's activity calls and MoA predictions against a simulated
-plate's ground truth (``truth/conditions.parquet``).
+"""Recovered versus planted.
+
+The pipeline's activity calls and MoA predictions against a simulated plate's ground truth
+(``truth/conditions.parquet``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from lcd_core import ConfigError
 
 #: The phenotype axes a compound can move, in the order of the MoA vectors.
 PHENOTYPES = ("size", "rounding", "count_loss", "texture", "nuclear_contrast")
@@ -121,16 +122,19 @@ class SimulationConfig:
                 "raise plates_per_replica or plate_rows/plate_columns"
             )
         if problems:
-            raise ValueError("invalid simulation config: " + "; ".join(problems))
+            raise ConfigError("invalid simulation config: " + "; ".join(problems))
 
     def n_compounds(self) -> int:
+        """Compounds in the design (MoA members and inert ones)."""
         return len(self.moas) * self.compounds_per_moa + self.n_inert
 
     def wells_per_plate(self) -> int:
+        """Wells one plate needs: its share of compounds x doses, plus the controls."""
         per_plate = -(-self.n_compounds() // self.plates_per_replica)
         return per_plate * len(self.doses) + self.n_dmso
 
     def to_dict(self) -> dict:
+        """Plain JSON-able values (tuples as lists)."""
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
@@ -307,8 +311,9 @@ def batch_effects(cfg: SimulationConfig, layout: pd.DataFrame, rng: np.random.Ge
 
 
 def fov_shading(cfg: SimulationConfig) -> np.ndarray:
-    """Per-FOV illumination tilt (meniscus shading): fields at different positions in the well get
-    different gradients, the same on every plate. Shape (fovs, 2): (gy, gx).
+    """Per-FOV illumination tilt (meniscus shading), shape (fovs, 2): (gy, gx).
+
+    Fields at different positions in the well get different gradients, the same on every plate.
     """
     angles = 2 * np.pi * np.arange(cfg.fovs_per_well) / max(cfg.fovs_per_well, 1)
     return cfg.fov_effect * 0.1 * np.stack([np.sin(angles), np.cos(angles)], axis=1)
@@ -334,5 +339,5 @@ PRESETS: dict[str, dict] = {
 def preset_config(name: str = "demo", **overrides) -> SimulationConfig:
     """A :class:`SimulationConfig` from a named preset (:data:`PRESETS`) with keyword overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return SimulationConfig(**{**PRESETS[name], **overrides})

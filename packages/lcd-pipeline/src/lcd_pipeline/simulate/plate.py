@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcd_core import InputError
 
 from .design import (
     PHENOTYPES,
@@ -59,14 +60,17 @@ class SimulatedPlate:
 
     @property
     def image_dirs(self) -> list[Path]:
+        """One image folder per plate."""
         return sorted(p for p in (self.root / "images").iterdir() if p.is_dir())
 
     @property
     def plate_map(self) -> Path:
+        """The plate map (CSV)."""
         return self.root / "platemap.csv"
 
     @property
     def stain_dirs(self) -> list[Path]:
+        """One nuclear-stain reference folder per plate."""
         return sorted(p for p in (self.root / "truth" / "stain").iterdir() if p.is_dir())
 
     def truth(self, name: str) -> pd.DataFrame:
@@ -74,6 +78,7 @@ class SimulatedPlate:
         return pd.read_parquet(self.root / "truth" / f"{name}.parquet")
 
     def config(self) -> SimulationConfig:
+        """The simulation's design (from ``simulation.json``)."""
         d = json.loads((self.root / "simulation.json").read_text())
         return SimulationConfig(**d)
 
@@ -108,8 +113,10 @@ def field_table(
 
 
 def render_batch(cfg: SimulationConfig, batch: pd.DataFrame) -> dict:
-    """Render a batch of fields; each field draws from its own Generator keyed by its identity, so
-    the pixels do not depend on batch size or order.
+    """Render a batch of fields.
+
+    Each field draws from its own Generator keyed by its identity, so the pixels do not depend on batch
+    size or order.
     """
     size = cfg.image_size
     cols: dict[str, list] = {k: [] for k in Cells.__dataclass_fields__}
@@ -192,7 +199,7 @@ def simulate_plate(
     cfg = config or SimulationConfig()
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
+        raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
