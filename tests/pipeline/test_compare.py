@@ -128,11 +128,25 @@ def test_sensitivity_and_ci_call_equal_hand_counts(comparison):
             & (sens["dose"] == d)
         ]
         assert row["fraction_active"].iloc[0] == pytest.approx((g["map_es"] >= 0.8).mean())
-    samples = comp.samples[(comp.samples["model"] == "strong") & (comp.samples["kind"] == "null")]
-    for t, g in act.groupby("timepoint"):
-        high = np.quantile(samples.loc[samples["timepoint"] == t, "ap"], 0.975)
-        assert (g["active_ci"] == (g["map_ci_low"] > high)).all()
-        assert g["null_ci_high"].iloc[0] == pytest.approx(high)
+    samples = comp.samples[comp.samples["model"] == "strong"]
+    null = samples[samples["kind"] == "null"]
+    checked = 0
+    for _, row in act.iterrows():
+        # the row's own null: the one its compound samples name (lcd-metrics: timepoint × positive rule)
+        mine = samples[
+            (samples["kind"] == "compound")
+            & (samples["compound"] == row["compound"])
+            & (samples["timepoint"] == row["timepoint"])
+            & (samples["dose"] == row["dose"])
+        ]
+        if not len(mine):
+            assert not row["active_ci"]
+            continue
+        high = np.quantile(null.loc[null["null"] == mine["null"].iloc[0], "ap"], 0.975)
+        assert row["null_ci_high"] == pytest.approx(high)
+        assert row["active_ci"] == (row["map_ci_low"] > high)
+        checked += 1
+    assert checked >= len(act) // 2 and act["active_ci"].any()
 
 
 def test_moa_uses_one_fold_assignment_and_mcnemar_has_both_forms(comparison):

@@ -29,7 +29,9 @@ def add_ci_call(
     activity
         :func:`lcd_metrics.map_es`'s table (``map_ci_low``, ``map_ci_high``, ``status``).
     samples
-        Its AP samples (``return_samples=True``): rows of ``kind == "null"`` per timepoint.
+        Its AP samples (``return_samples=True``): rows of ``kind == "null"``, one null per ``null``
+        label (lcd-metrics >= 0.3: timepoint × positive rule; each row's label is read from its
+        compound samples), else per timepoint.
     compound_key
         The compound column (missing on null rows).
     timepoint_key
@@ -40,14 +42,23 @@ def add_ci_call(
     Returns
     -------
     pandas.DataFrame
-        A copy with ``null_ci_low``, ``null_ci_high`` (quantiles of the null APs of the row's
-        timepoint) and ``active_ci`` (``map_ci_low > null_ci_high``; False where either interval is
+        A copy with ``null_ci_low``, ``null_ci_high`` (quantiles of the APs of the row's null) and ``active_ci`` (``map_ci_low > null_ci_high``; False where either interval is
         missing, e.g. a failed row).
     """
     alpha = (1 - level) / 2
     out = activity.copy()
     null = samples[samples["kind"] == "null"]
-    if timepoint_key is not None and timepoint_key in null.columns and timepoint_key in out.columns:
+    if "null" in samples.columns and null["null"].notna().any():
+        # lcd-metrics >= 0.3 draws one null per timepoint × positive rule and names it in ``null``:
+        # each row is compared with its own null (the one its compound samples name)
+        q = null.groupby("null")["ap"].quantile([alpha, 1 - alpha]).unstack()
+        compound = samples[samples["kind"] == "compound"]
+        keys = [c for c in samples.columns if c not in ("null", "kind", "ap") and c in out.columns]
+        names = compound.drop_duplicates(keys)[[*keys, "null"]]
+        label = out[keys].merge(names, on=keys, how="left")["null"].to_numpy()
+        out["null_ci_low"] = pd.Series(label).map(q[alpha]).astype(float).to_numpy()
+        out["null_ci_high"] = pd.Series(label).map(q[1 - alpha]).astype(float).to_numpy()
+    elif timepoint_key is not None and timepoint_key in null.columns and timepoint_key in out.columns:
         q = null.groupby(timepoint_key)["ap"].quantile([alpha, 1 - alpha]).unstack()
         q.columns = ["null_ci_low", "null_ci_high"]
         tp = out[timepoint_key]
