@@ -26,11 +26,9 @@ import pandas as pd
 from lcd_core import (
     InputError,
     as_list,
-    blas_threads,
     check_finite,
     check_keys,
     control_mask,
-    threads_for,
 )
 from lcd_core import progress as bar
 from scipy.special import digamma
@@ -165,10 +163,8 @@ def average_precision(
     if multilabel_col is not None:
         membership, label_names = _label_membership(obs, source, multilabel_col, multilabel_sep)
         labels = (membership, None, neg_mode)
-    # the block product is at most (256 queries x every row x features): one BLAS thread below
-    # lcd_core's size threshold, the library's default above
-    flops = 2.0 * min(256, len(xn)) * len(xn) * xn.shape[1]
-    with bar(len(xn), "average precision", enabled=progress) as advance, blas_threads(threads_for(flops)):
+    # BLAS threads are set per block product inside rank_profiles, where its size is known
+    with bar(len(xn), "average precision", enabled=progress) as advance:
         q_rows, q_labels, ap, n_pos, n_total, tied = rank_profiles(
             xn, codes, rules, labels=labels, advance=advance
         )
