@@ -187,7 +187,9 @@ def test_panels_pick_the_strongest_middle_and_weakest_compound_and_draw_them(com
     best_es = {c: g["map_es"].max() for c, g in act.groupby("compound")}
     ranked = sorted(best_es, key=lambda c: -best_es[c])
     chosen = choose_compounds(comp)
-    assert chosen == [ranked[0], ranked[len(ranked) // 2], ranked[-1]]
+    # compounds tied on mAP-ES may come in either order: compare the values picked
+    expected = [ranked[0], ranked[len(ranked) // 2], ranked[-1]]
+    assert [best_es[c] for c in chosen] == [best_es[c] for c in expected]
     assert best_es[chosen[0]] >= best_es[chosen[1]] >= best_es[chosen[2]]
     for compound in chosen:
         img = imread(compound_panel(comp, compound, tmp_path / f"{compound}.png"))
@@ -258,9 +260,10 @@ def test_a_real_cellprofiler_table_runs_through_lcd_compare(shared_data, tmp_pat
     assert "Harmony on the replica only" not in t1.loc["mad", "reason"]
     assert t1.loc["none", "status"] in ("ok", "partial") and 0 < t1.loc["none", "mean_ap"] < 1
     act = pd.read_parquet(out / "activity.parquet")
-    # most compounds sit in one batch: those rows fail with the reason, the others are scored
+    # most compounds sit in one batch (one well on one plate of one replica): those rows fail with the
+    # reason (lcd-metrics 0.3's wording), the others are scored
     assert (act["status"] == "failed").any() and (act["status"] != "failed").any()
-    assert act.loc[act["status"] == "failed", "reason"].str.contains("single replica").all()
+    assert act.loc[act["status"] == "failed", "reason"].str.contains("one replica").all()
     doc = (out / "report.html").read_text()
     assert "section failed" not in doc
     # the unnamed well itself: the run completes and every Table 1 row is failed, naming column and row
