@@ -202,7 +202,7 @@ def test_version_quiet_and_python_m():
     import sys
 
     res = runner.invoke(cli.app, ["--version"])
-    assert res.exit_code == 0 and res.output.startswith("lcd-moa 0.2")
+    assert res.exit_code == 0 and res.output.startswith("lcd-moa 0.3")
     out = subprocess.run(
         [sys.executable, "-m", "lcd_moa", "cv", "--help"], capture_output=True, text=True, check=True
     ).stdout

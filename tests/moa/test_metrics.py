@@ -202,6 +202,25 @@ def test_mcnemar_exact_matches_statsmodels_and_closed_form(only_a, only_b):
     assert got.p_value == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-12)
 
 
+@pytest.mark.parametrize(("only_a", "only_b"), [(9, 2), (2, 9), (5, 5), (0, 7), (13, 4), (1, 0), (30, 8)])
+def test_mcnemar_chi2_with_continuity_correction_matches_statsmodels(only_a, only_b):
+    both, neither = 11, 3
+    a = np.array([True] * both + [True] * only_a + [False] * only_b + [False] * neither)
+    b = np.array([True] * both + [False] * only_a + [True] * only_b + [False] * neither)
+    got = mcnemar_exact(a, b)
+    ref = mcnemar(got.table().to_numpy(), exact=False, correction=True)
+    assert got.chi2 == pytest.approx(ref.statistic, rel=1e-12)
+    assert got.p_value_chi2 == pytest.approx(ref.pvalue, rel=1e-12)
+    # closed form, written out: (|b - c| - 1)^2 / (b + c)
+    assert got.chi2 == pytest.approx((abs(only_a - only_b) - 1) ** 2 / (only_a + only_b), rel=1e-12)
+
+
+def test_mcnemar_chi2_undefined_without_discordant_pairs():
+    got = mcnemar_exact([True, False, True], [True, False, True])
+    assert got.p_value == 1.0
+    assert np.isnan(got.chi2) and np.isnan(got.p_value_chi2)
+
+
 def test_mcnemar_hand_table():
     # 9 vs 2 discordant pairs: p = 2 * (C(11,0) + C(11,1) + C(11,2)) / 2**11 = 134 / 2048
     a = [True] * 9 + [False] * 2

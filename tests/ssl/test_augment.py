@@ -109,3 +109,52 @@ def test_content_aware_crops_avoid_flat_background(monkeypatch):
     assert _flat_crop_fraction(aware) < 0.1  # redrawn until they hold a square (10 draws at most)
     a, b = aware(_sparse_field(), _sparse_field(), 5), aware(_sparse_field(), _sparse_field(), 5)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # still a function of the seed
+
+
+def _textured(planes=3, size=64, seed=0):
+    return np.random.default_rng(seed).random((planes, size, size)).astype(np.float32)
+
+
+def test_blur_off_gives_the_blurred_runs_crops_without_blur(monkeypatch):
+    """Oracle: the default (blurred) crops with gaussian_blur replaced by the identity."""
+    import lcd_ssl.augment as aug
+
+    field = _textured()
+    off = _mc(in_chans=3, plane_agnostic=False, blur=False)(field, field, seed=3)
+    default = _mc(in_chans=3, plane_agnostic=False)(field, field, seed=3)
+    calls = []
+    monkeypatch.setattr(aug, "gaussian_blur", lambda img, sigma: calls.append(sigma) or img)
+    unblurred = _mc(in_chans=3, plane_agnostic=False)(field, field, seed=3)
+    assert calls, "seed 3 should blur at least the first global crop (p = 1)"
+    assert all(torch.equal(x, y) for x, y in zip(off, unblurred, strict=True))
+    # and the blur really was on by default: the first global crop (blur p = 1) differs
+    assert not torch.equal(off[0], default[0])
+
+
+def test_blur_default_follows_the_variant_and_can_be_forced_on_plane_agnostic_crops():
+    field = _textured()
+    for seed in range(3):
+        # default non-PA == blur=True; default PA == blur=False (bit-identical to lcd-ssl 0.2.0)
+        a = _mc(in_chans=3, plane_agnostic=False)(field, field, seed)
+        b = _mc(in_chans=3, plane_agnostic=False, blur=True)(field, field, seed)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        c = _mc(plane_agnostic=True)(field, field, seed)
+        d = _mc(plane_agnostic=True, blur=False)(field, field, seed)
+        assert all(torch.equal(x, y) for x, y in zip(c, d, strict=True))
+    pa_blur = _mc(plane_agnostic=True, blur=True, n_local=0)(field, field, 0)
+    pa = _mc(plane_agnostic=True, n_local=0)(field, field, 0)
+    # the first global crop is always blurred (p = 1): smoother than the same plane unblurred
+    assert float(pa_blur[0].diff(dim=-1).abs().mean()) < float(pa[0].diff(dim=-1).abs().mean())
+
+
+def test_train_config_blur_option():
+    from lcd_ssl import ConfigError, TrainConfig
+
+    assert TrainConfig(variant="dino").use_blur
+    assert not TrainConfig(variant="pa+dino+barlow+xb").use_blur
+    assert not TrainConfig(variant="dino", blur=False).use_blur
+    assert TrainConfig(variant="pa+dino+barlow+xb", blur=True).use_blur
+    import pytest
+
+    with pytest.raises(ConfigError, match="blur"):
+        TrainConfig(blur="no").validate()

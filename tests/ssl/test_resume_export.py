@@ -141,3 +141,35 @@ def test_unusable_training_checkpoints_are_one_line(tmp_path, tiny_images, tiny_
             message = str(err.value)
             assert message.startswith(f"{state_file} is not an lcd checkpoint: {reason}"), message
             assert "\n" not in message and "Weights only load failed" not in message
+
+
+def test_export_init_is_the_runs_weights_before_its_first_step(tmp_path, tiny_images, tiny_config):
+    """Oracle: the student after one step at a learning rate of 1e-30 (no weight moves measurably)."""
+    import lcd_embed
+
+    cfg = tiny_config(variant="dino", lr=1e-30, min_lr=0.0, warmup_epochs=0.0, precision="fp32")
+    run = train(tiny_images, cfg, tmp_path / "still", max_steps=1)
+    init = export_backbone(run, tmp_path / "init", which="init")
+    student = export_backbone(run, tmp_path / "student", which="student")
+    m_init, _ = lcd_embed.load_backbone(init, device="cpu")
+    m_student, _ = lcd_embed.load_backbone(student, device="cpu")
+    a, b = m_init.state_dict(), m_student.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-20), k
+    meta = json.loads((init / "config.json").read_text())
+    assert meta["lcd_ssl"]["which"] == "init" and meta["lcd_ssl"]["step"] == 0
+    assert meta["preprocessing"] == json.loads((student / "config.json").read_text())["preprocessing"]
+    # a trained run's teacher is not its init
+    trained = train(tiny_images, tiny_config(variant="dino"), tmp_path / "trained")
+    t = lcd_embed.load_backbone(export_backbone(trained, tmp_path / "t"), device="cpu")[0].state_dict()
+    i = lcd_embed.load_backbone(export_backbone(trained, tmp_path / "i", which="init"), device="cpu")[0]
+    assert any(not torch.equal(t[k], i.state_dict()[k]) for k in t)
+
+
+def test_export_which_is_checked(tmp_path, tiny_images, tiny_config):
+    run = train(tiny_images, tiny_config(variant="dino"), tmp_path / "run", max_steps=1)
+    import lcd_core
+
+    with pytest.raises(lcd_core.ConfigError, match="init"):
+        export_backbone(run, tmp_path / "x", which="random")

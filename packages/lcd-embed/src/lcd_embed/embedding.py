@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from lcd_core import InputError, finish_tile_store, open_tiles, progress, remove_stale_temps, write_h5ad, write_table
+from lcd_core import (
+    InputError,
+    finish_tile_store,
+    open_tiles,
+    progress,
+    remove_stale_temps,
+    write_h5ad,
+    write_table,
+)
 
 from . import distributed as dd
 from .checkpoint import load_backbone, unwrap

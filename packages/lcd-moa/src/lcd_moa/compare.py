@@ -1,8 +1,10 @@
-"""Paired comparison of two methods' per-compound predictions with McNemar's exact test.
+"""Paired comparison of two methods' per-compound predictions with McNemar's test.
 
-The test is scipy's exact binomial test on the discordant pairs (McNemar 1947; exact form as in
-Fagerland, Lydersen & Laake 2013); tests/moa/test_metrics.py checks it against statsmodels'
-``mcnemar(exact=True)`` and the closed-form binomial sum.
+Two forms of the same test on the discordant pairs (McNemar 1947): the exact binomial test (scipy's
+``binomtest``; exact form as in Fagerland, Lydersen & Laake 2013) and the chi-square statistic with
+Edwards' continuity correction, ``(|b - c| - 1)² / (b + c)`` on 1 degree of freedom (the form the LCD
+paper names). tests/moa/test_metrics.py checks both against statsmodels' ``mcnemar(exact=True)`` and
+``mcnemar(exact=False, correction=True)`` and the exact one against the closed-form binomial sum.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from lcd_core import InputError, read_table
 
 @dataclass
 class McNemarResult:
-    """McNemar's exact test on paired per-compound correctness.
+    """McNemar's test on paired per-compound correctness.
 
     ``only_a``: compounds method A gets right and B wrong; ``only_b`` the reverse. Under the null of
     equal error rates, ``only_a ~ Binomial(only_a + only_b, 1/2)``; ``p_value`` is the two-sided exact
-    binomial p-value.
+    binomial p-value. ``chi2`` is the continuity-corrected statistic ``(|b - c| - 1)² / (b + c)`` and
+    ``p_value_chi2`` its upper tail on 1 degree of freedom (both NaN without discordant pairs: the
+    statistic is undefined there, while the exact p-value is 1).
 
     Parameters
     ----------
@@ -30,6 +34,10 @@ class McNemarResult:
         The four cells of the paired 2 × 2 table.
     p_value
         Two-sided exact p-value.
+    chi2
+        Continuity-corrected chi-square statistic.
+    p_value_chi2
+        Its p-value (chi-square, 1 degree of freedom).
     """
 
     both: int
@@ -37,6 +45,8 @@ class McNemarResult:
     only_b: int
     neither: int
     p_value: float
+    chi2: float = float("nan")
+    p_value_chi2: float = float("nan")
 
     def table(self) -> pd.DataFrame:
         """The 2 × 2 table (rows: A correct/wrong; columns: B correct/wrong)."""
@@ -48,7 +58,7 @@ class McNemarResult:
 
 
 def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemarResult:
-    """McNemar's exact test between two methods' correctness on the same compounds.
+    """McNemar's test between two methods' correctness on the same compounds: exact and chi-square.
 
     Parameters
     ----------
@@ -56,8 +66,14 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
         Whether method A is right, one boolean per compound.
     correct_b
         The same for method B, in the same compound order.
+
+    Returns
+    -------
+    McNemarResult
+        The 2 × 2 table, the exact p-value (``p_value``) and the continuity-corrected chi-square
+        (``chi2``, ``p_value_chi2``).
     """
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest, chi2
 
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
@@ -66,7 +82,9 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = only_a + only_b
     p = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5, alternative="two-sided").pvalue)
-    return McNemarResult(int(np.sum(a & b)), only_a, only_b, int(np.sum(~a & ~b)), p)
+    stat = float("nan") if n == 0 else (abs(only_a - only_b) - 1.0) ** 2 / n
+    p_chi2 = float("nan") if n == 0 else float(chi2.sf(stat, df=1))
+    return McNemarResult(int(np.sum(a & b)), only_a, only_b, int(np.sum(~a & ~b)), p, stat, p_chi2)
 
 
 def final_method(predictions: pd.DataFrame, source: str = "predictions") -> str:
@@ -137,7 +155,8 @@ def compare_predictions(
     -------
     pandas.DataFrame
         One row: ``method_a``, ``method_b``, ``n_compounds``, ``accuracy_a``, ``accuracy_b``, ``both``,
-        ``only_a``, ``only_b``, ``neither``, ``p_value``. When both tables have a ``fold`` column the
+        ``only_a``, ``only_b``, ``neither``, ``p_value`` (exact), ``chi2`` and ``p_value_chi2``
+        (continuity-corrected chi-square). When both tables have a ``fold`` column the
         fold of every compound must agree (the comparison is only paired if one fold assignment was
         reused).
     """
@@ -174,6 +193,8 @@ def compare_predictions(
                 "only_b": test.only_b,
                 "neither": test.neither,
                 "p_value": test.p_value,
+                "chi2": test.chi2,
+                "p_value_chi2": test.p_value_chi2,
             }
         ]
     )

@@ -15,6 +15,7 @@ from lcd_core import InputError
 from lcd_norm.aggregate import aggregate
 from lcd_norm.aggregate_tiles import aggregate_tiles
 from lcd_norm.compare import METHODS, OBSM_KEYS, compare
+from lcd_norm.dmso_map import dmso_map, dmso_map_by_condition
 from lcd_norm.evaluate import evaluate
 from lcd_norm.fastmnn import fastmnn
 from lcd_norm.harmony import harmony
@@ -31,6 +32,8 @@ __all__ = [
     "aggregate",
     "aggregate_tiles",
     "compare",
+    "dmso_map",
+    "dmso_map_by_condition",
     "evaluate",
     "fastmnn",
     "harmony",

@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from lcd_core import DEFAULT_CONTROL, MEASUREMENT_KEYS, REP_KEYS, InputError, get_rep, track
 
+from lcd_norm.dmso_map import DMSO_MAP_COLUMNS, dmso_map
 from lcd_norm.evaluate import EVALUATION_COLUMNS, evaluate
 from lcd_norm.fastmnn import fastmnn
 from lcd_norm.harmony import harmony
@@ -38,6 +39,12 @@ def compare(
     map_cross_replica: bool = True,
     null_size: int = 1000,
     sample_size: int = 5000,
+    paper_criterion: bool = True,
+    plate_key: str = "plate",
+    well_key: str = "well",
+    timepoint_key: str = "timepoint",
+    dose_key: str = "dose",
+    n_draws: int = 200,
     progress: bool = False,
     copy: bool = False,
 ) -> pd.DataFrame:
@@ -47,7 +54,9 @@ def compare(
     ``measurement_keys``), ``harmony`` (:func:`~lcd_norm.harmony` on ``replica_key`` alone),
     ``fastmnn`` (on ``replica_key``), ``mad_harmony_fov`` (MAD then Harmony on ``replica_key`` ×
     ``fov_key``). Each result is scored by :func:`~lcd_norm.evaluate` (batch silhouette on
-    ``replica_key``, label silhouette and replicate mAP on ``compound_key``).
+    ``replica_key``, label silhouette and replicate mAP on ``compound_key``) and, by default, by the LCD
+    paper's criterion (:func:`~lcd_norm.dmso_map`: mean AP against DMSO per dose × timepoint of wells,
+    averaged), which is the one Table 1 reports.
 
     A method that cannot run on this input (e.g. no FOV column, a group without controls) gets
     ``status="failed"`` and the error in ``reason``; the others still run.
@@ -72,6 +81,12 @@ def compare(
         Seed of Harmony, the silhouette subsample and the mAP null.
     map_cross_replica, null_size, sample_size
         As in :func:`~lcd_norm.evaluate`.
+    paper_criterion
+        Also score each method by :func:`~lcd_norm.dmso_map` (columns ``map_dmso`` ...); a method it
+        cannot score (no dose or timepoint column, no replica with positives) gets
+        ``map_dmso_status="failed"`` and the reason.
+    plate_key, well_key, timepoint_key, dose_key, n_draws
+        Columns and mAP-ES draws of the paper's criterion.
     progress
         Show a progress bar over the methods.
     copy
@@ -82,7 +97,8 @@ def compare(
     -------
     pandas.DataFrame
         One row per method: ``method``, ``status``, ``seconds`` (normalization time), the columns of
-        :func:`~lcd_norm.evaluate`, ``reason``.
+        :func:`~lcd_norm.evaluate`, ``reason``, and with ``paper_criterion`` ``map_dmso``,
+        ``map_dmso_sd``, ``map_dmso_conditions``, ``map_dmso_status``, ``map_dmso_reason``.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -113,7 +129,17 @@ def compare(
             try:
                 options[method](work)
             except InputError as exc:
-                rows.append({"method": method, "status": "failed", "seconds": np.nan, "reason": str(exc)})
+                rows.append(
+                    {
+                        "method": method,
+                        "status": "failed",
+                        "seconds": np.nan,
+                        "reason": str(exc),
+                        "map_dmso_status": "failed",
+                        "map_dmso_reason": "the normalization failed",
+                        "map_dmso_conditions": 0,
+                    }
+                )
                 continue
             target.obsm[key] = work.obsm[key]
             target.uns[key] = work.uns[key]
@@ -129,6 +155,25 @@ def compare(
             sample_size=sample_size,
             seed=seed,
         )
+        if paper_criterion:
+            criterion, _ = dmso_map(
+                target,
+                use_rep=key,
+                layer=layer if key is None else None,
+                compound_key=compound_key,
+                replica_key=replica_key,
+                plate_key=plate_key,
+                well_key=well_key,
+                fov_key=fov_key or "fov",
+                timepoint_key=timepoint_key,
+                dose_key=dose_key,
+                control=control,
+                n_draws=n_draws,
+                seed=seed,
+            )
+            scores.update(criterion)
         rows.append({"method": method, "status": "ok", "seconds": seconds, **scores})
     columns = ["method", "status", "seconds", *EVALUATION_COLUMNS]
+    if paper_criterion:
+        columns += list(DMSO_MAP_COLUMNS)
     return pd.DataFrame(rows).reindex(columns=columns)

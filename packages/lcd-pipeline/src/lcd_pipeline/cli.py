@@ -66,12 +66,23 @@ def simulate_cmd(
         int | None, typer.Option(help="Field size in pixels (overrides the preset).")
     ] = None,
     fovs: Annotated[int | None, typer.Option(help="Fields of view per well (overrides the preset).")] = None,
+    withdrawal_after: Annotated[
+        int | None,
+        typer.Option(
+            help="Withdrawal design: treatment removed after this timepoint (1-based); phenotypes relax."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT when it exists.")] = False,
 ) -> None:
     """Write a synthetic live-cell brightfield plate set with ground truth (see `lcd_pipeline.simulate`)."""
     from .simulate import preset_config, simulate_plate
 
-    overrides = {"n_replicas": replicas, "image_size": image_size, "fovs_per_well": fovs}
+    overrides = {
+        "n_replicas": replicas,
+        "image_size": image_size,
+        "fovs_per_well": fovs,
+        "withdrawal_after": withdrawal_after,
+    }
     cfg = preset_config(preset, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     plate = simulate_plate(out, cfg, overwrite=overwrite)
     typer.echo(f"simulated plate written to {plate.root} (plate map: {plate.plate_map})")
@@ -166,6 +177,117 @@ def init_cmd(
     typer.echo(f"config: {path}")
     if template is not None:
         typer.echo(f"plate map to fill in: {template} (then: lcd run {path})")
+
+
+@app.command("compare")
+@handles_bad_input
+def compare_cmd(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="LABEL=PATH per model: an `lcd run` results folder, an .h5ad of tile/FOV/well profiles, "
+            "or a profile table (e.g. a CellProfiler table as cellprofiler=table.csv.gz)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Comparison folder (tables, figures, report.html).")
+    ],
+    methods: Annotated[
+        list[str] | None, typer.Option(help="lcd-norm methods (repeat or comma-separate; default: all five).")
+    ] = None,
+    normalization: Annotated[
+        str | None, typer.Option(help="'best' (each model at its best Table 1 normalization) or one method.")
+    ] = None,
+    n_draws: Annotated[int | None, typer.Option(help="mAP-ES draws per compound × condition.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="mAP-ES activity threshold.")] = None,
+    n_folds: Annotated[int | None, typer.Option(help="MoA folds (one assignment for every model).")] = None,
+    no_moa: Annotated[bool, typer.Option("--no-moa", help="Skip the MoA cross-validation.")] = False,
+    counts: Annotated[
+        Path | None, typer.Option(help="Table of nuclei counts per field/well for the cell-count baseline.")
+    ] = None,
+    count_key: Annotated[str | None, typer.Option(help="Count column of --counts.")] = None,
+    compound_key: Annotated[str | None, typer.Option(help="Compound column.")] = None,
+    replica_key: Annotated[str | None, typer.Option(help="Experimental replica (batch) column.")] = None,
+    plate_key: Annotated[str | None, typer.Option(help="Plate column.")] = None,
+    well_key: Annotated[str | None, typer.Option(help="Well column.")] = None,
+    fov_key: Annotated[str | None, typer.Option(help="Field-of-view column.")] = None,
+    timepoint_key: Annotated[str | None, typer.Option(help="Timepoint column.")] = None,
+    dose_key: Annotated[str | None, typer.Option(help="Dose column.")] = None,
+    moa_key: Annotated[str | None, typer.Option(help="MoA column.")] = None,
+    control: Annotated[str | None, typer.Option(help="DMSO wells: pandas query or boolean column.")] = None,
+    features: Annotated[str | None, typer.Option(help="Feature regex of table inputs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of draws, Harmony and folds (one for all).")] = None,
+) -> None:
+    """Compare models side by side the paper's way: Table 1, Fig 2A/2B/SM2, Wilcoxon SM3/SM4, MoA SM5/3A/3B."""
+    from lcd_core import given, split_list
+
+    from .compare import compare_models
+
+    options = given(
+        methods=split_list(methods),
+        normalization=normalization,
+        n_draws=n_draws,
+        threshold=threshold,
+        n_folds=n_folds,
+        counts=counts,
+        count_key=count_key,
+        compound_key=compound_key,
+        replica_key=replica_key,
+        plate_key=plate_key,
+        well_key=well_key,
+        fov_key=fov_key,
+        timepoint_key=timepoint_key,
+        dose_key=dose_key,
+        moa_key=moa_key,
+        control=control,
+        features=features,
+        seed=seed,
+    )
+    if no_moa:
+        options["moa"] = False
+    comp = compare_models(split_list(inputs), log=typer.echo, **options)
+    folder = comp.write(out)
+    typer.echo(f"comparison: {folder.resolve()} (report: {(folder / 'report.html').resolve()})")
+
+
+@app.command("ablate")
+@handles_bad_input
+def ablate_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ablation folder (plate, runs/, comparison/).")],
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the plate, every training and the comparison.")
+    ] = None,
+    variants: Annotated[
+        list[str] | None,
+        typer.Option(help="Labels to train (default: the five variants, dino-no-blur and random-init)."),
+    ] = None,
+    reduced: Annotated[
+        bool, typer.Option("--reduced", help="A reduced plate (2 doses × 2 timepoints, 2 fields per well).")
+    ] = False,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option(help="Training steps of every variant (default: the quick preset's 60).")
+    ] = None,
+    handcrafted: Annotated[
+        bool, typer.Option("--handcrafted", help="Add the cellprofiler row (handcrafted features).")
+    ] = False,
+    n_draws: Annotated[int | None, typer.Option(help="mAP-ES draws per compound × condition.")] = None,
+) -> None:
+    """Train the paper's SSL variants on one simulated plate with one budget and compare them (lcd compare)."""
+    from lcd_core import given, split_list
+
+    from .ablate import REDUCED_PLATE, ablate
+
+    options = given(seed=seed, variants=split_list(variants))
+    folder = ablate(
+        out,
+        plate=dict(REDUCED_PLATE) if reduced else None,
+        ssl=given(steps_per_epoch=steps_per_epoch) or None,
+        handcrafted=handcrafted,
+        compare=given(n_draws=n_draws) or None,
+        log=typer.echo,
+        **options,
+    )
+    typer.echo(f"ablation: {folder.resolve()} (report: {(folder / 'comparison' / 'report.html').resolve()})")
 
 
 @app.command("report")

@@ -320,6 +320,9 @@ def _activity(ctx: Context) -> None:
         **ctx.cfg["metrics"],
     }
     table, samples = map_es(well, return_samples=True, **opts)
+    from .activity_ci import add_ci_call  # the paper's SM3 call beside mAP-ES: AP interval above the null's
+
+    table = add_ci_call(table, samples)
     none = map_es(ad.AnnData(X=well.raw.X, obs=well.obs), **opts)
     write_table(table, ctx.path("activity.parquet"))
     write_table(samples, ctx.path("ap_samples.parquet"))

@@ -106,7 +106,7 @@ def _normalization(root: Path) -> str:
     table = pd.read_parquet(path)
     with tempfile.TemporaryDirectory() as tmp:
         fig = _img(plot_compare(table, Path(tmp) / "compare.png"), "normalization comparison")
-    cols = [c for c in ("method", "status", "map", "map_fraction_significant", "batch_silhouette", "label_silhouette", "seconds", "reason") if c in table]  # fmt: skip
+    cols = [c for c in ("method", "status", "map_dmso", "map", "map_fraction_significant", "batch_silhouette", "label_silhouette", "seconds", "reason", "map_dmso_reason") if c in table]  # fmt: skip
     return _table(table[cols]) + fig
 
 

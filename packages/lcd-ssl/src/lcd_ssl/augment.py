@@ -156,8 +156,12 @@ class MultiCrop:
     in_chans
         Model input channels.
     plane_agnostic
-        Each crop takes one random plane of the field (repeated to ``in_chans``); no blur. Otherwise
-        the field's planes are the channels (one plane is repeated) and DINO's blur is applied.
+        Each crop takes one random plane of the field (repeated to ``in_chans``). Otherwise the
+        field's planes are the channels (one plane is repeated).
+    blur
+        DINO's Gaussian blur; ``None``: blur unless ``plane_agnostic`` (the LCD recipe). With
+        ``blur=False`` on non-plane-agnostic crops the blur's random numbers are still drawn, so the
+        crops are those of the blurred run without the blur (an ablation that changes one thing).
     min_std_fraction
         Content-aware crops: a crop region's spatial std (:func:`spatial_std`) must reach this
         fraction of its whole field's, else the box is redrawn (bounded, see
@@ -173,6 +177,12 @@ class MultiCrop:
     in_chans: int
     plane_agnostic: bool
     min_std_fraction: float = 0.0
+    blur: bool | None = None
+
+    @property
+    def use_blur(self) -> bool:
+        """Whether crops are blurred (``blur``, or by default: unless plane-agnostic)."""
+        return (not self.plane_agnostic) if self.blur is None else bool(self.blur)
 
     def crop(
         self,
@@ -197,7 +207,7 @@ class MultiCrop:
         scale
             Area fractions of the sampling window.
         blur_p
-            Probability of Gaussian blur (not with plane-agnostic crops).
+            Probability of Gaussian blur (when blur is on, see ``blur``).
         min_std
             Spatial std the crop region should reach (see :meth:`content_region`).
         """
@@ -207,8 +217,11 @@ class MultiCrop:
             img = img.expand(self.in_chans, -1, -1)
         img = flip_rotate(img, rng)
         img = brightness_contrast(img, rng)
-        if not self.plane_agnostic and rng.random() < blur_p:
-            img = gaussian_blur(img, float(rng.uniform(*BLUR_SIGMA)))
+        if self.use_blur:
+            if rng.random() < blur_p:
+                img = gaussian_blur(img, float(rng.uniform(*BLUR_SIGMA)))
+        elif not self.plane_agnostic and rng.random() < blur_p:
+            rng.uniform(*BLUR_SIGMA)  # blur removed: keep the random stream of the blurred run
         return img.contiguous()
 
     def draw_region(self, field: np.ndarray, rng: np.random.Generator, *, scale) -> np.ndarray:

@@ -144,7 +144,10 @@ def train(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `lcd-ssl train`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder to write (lcd-embed format).")],
-    which: Annotated[str | None, typer.Option(help="teacher | student (default: teacher).")] = None,
+    which: Annotated[
+        str | None,
+        typer.Option(help="teacher | student | init (the run's random initialization; default: teacher)."),
+    ] = None,
 ) -> None:
     """Export the backbone and its model-input recipe, loadable by `lcd-embed embed --model`."""
     from .export import export_backbone

@@ -55,6 +55,11 @@ class TrainConfig:
         One of :data:`VARIANTS`: ``dino``; ``+barlow`` adds the Barlow Twins term; ``+xb`` samples the
         two global crops from two replicas of the same compound/dose/timepoint and centers the teacher
         per replica; ``pa+`` draws each crop's z-plane at random instead of blurring.
+    blur
+        DINO's Gaussian blur of the crops, independent of the variant: ``None`` (default) blurs unless
+        the crops are plane-agnostic (the LCD paper's recipe); ``False`` removes it (Table SM2, "blur
+        removed, no PA"); ``True`` blurs plane-agnostic crops too. Without blur the crops are otherwise
+        identical to the blurred run's (the same random numbers are drawn).
     model
         timm model name (created with random weights; nothing is downloaded).
     model_kwargs
@@ -140,6 +145,7 @@ class TrainConfig:
     """
 
     variant: str = "dino"
+    blur: bool | None = None
     model: str = "vit_small_patch16_224"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     in_chans: int | None = None
@@ -208,6 +214,11 @@ class TrainConfig:
         """Whether each crop draws one z-plane instead of blurring."""
         return self.variant.startswith("pa+")
 
+    @property
+    def use_blur(self) -> bool:
+        """Whether crops get DINO's Gaussian blur (``blur``, or by default: unless plane-agnostic)."""
+        return (not self.plane_agnostic) if self.blur is None else bool(self.blur)
+
     def input_config(self, in_chans: int | None = None):
         """The run's model-input recipe, an ``lcd_embed.InputConfig`` (what export records).
 
@@ -234,6 +245,8 @@ class TrainConfig:
         """Check option values; returns self. Raises :class:`ConfigError` naming the option."""
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        if self.blur is not None and not isinstance(self.blur, bool):
+            raise ConfigError(f"blur must be true, false or null, got {self.blur!r}")
         positive = (
             "out_dim",
             "hidden_dim",

@@ -9,7 +9,10 @@ from lcd_core import ConfigError
 
 from .checkpoint import STATE_FILE, load_state
 from .config import TrainConfig
-from .model import backbone_kwargs, create_backbone
+from .model import backbone_kwargs, build_student_teacher, create_backbone
+
+#: what :func:`export_backbone` can write: the EMA teacher, the student, or the run's initial weights
+WHICH = ("teacher", "student", "init")
 
 # architecture keys lcd-embed keeps at the top level of config.json, not in timm_kwargs
 _TOP_LEVEL = ("patch_size", "in_chans", "img_size", "embed_dim")
@@ -28,7 +31,9 @@ def export_backbone(
     out_dir
         Checkpoint folder to write (created; files replaced atomically).
     which
-        ``"teacher"`` (the EMA network, DINO's recommended one for features) or ``"student"``.
+        ``"teacher"`` (the EMA network, DINO's recommended one for features), ``"student"``, or
+        ``"init"``: the run's random initialization (the weights both networks had before step 1:
+        same architecture, recipe and seed), the random-init control of an ablation.
 
     Returns
     -------
@@ -41,8 +46,8 @@ def export_backbone(
     """
     import lcd_embed
 
-    if which not in ("teacher", "student"):
-        raise ConfigError(f"which must be 'teacher' or 'student', got {which!r}")
+    if which not in WHICH:
+        raise ConfigError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
     run_dir = Path(run_dir)
     path = run_dir / STATE_FILE
     if not path.is_file():
@@ -52,7 +57,15 @@ def export_backbone(
     in_chans = int(state["in_chans"])
     kwargs = backbone_kwargs(config, in_chans)
     backbone = create_backbone(config.model, kwargs, drop_path_rate=0.0)
-    weights = {k.removeprefix("backbone."): v for k, v in state[which].items() if k.startswith("backbone.")}
+    if which == "init":
+        import torch
+
+        # the trainer seeds torch with config.seed right before building the networks (trainer._build)
+        torch.manual_seed(config.seed)
+        source = build_student_teacher(config, in_chans)[1].state_dict()
+    else:
+        source = state[which]
+    weights = {k.removeprefix("backbone."): v for k, v in source.items() if k.startswith("backbone.")}
     backbone.load_state_dict(weights, strict=True)
 
     recipe = config.input_config(in_chans)
@@ -60,9 +73,10 @@ def export_backbone(
     provenance = {
         "variant": config.variant,
         "which": which,
-        "step": int(state["step"]),
-        "epoch": int(state["epoch"]),
+        "step": 0 if which == "init" else int(state["step"]),
+        "epoch": 0 if which == "init" else int(state["epoch"]),
         "plane_agnostic": config.plane_agnostic,
+        "blur": config.use_blur,
         "replicas": list(state["replica_names"]),
         "run_dir": str(run_dir.resolve()),
     }

@@ -254,6 +254,7 @@ def _build(data: Any, config: TrainConfig, out_dir: Path, device: torch.device) 
         in_chans=in_chans,
         plane_agnostic=config.plane_agnostic,
         min_std_fraction=config.crop_min_std,
+        blur=config.blur,
     )
     dataset = CropDataset(reader, multicrop, None if index is None else index.replica_ids)
     sampler = CrossBatchSampler(

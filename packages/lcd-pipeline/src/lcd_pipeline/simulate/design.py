@@ -60,6 +60,13 @@ class SimulationConfig:
         Scale of the planted technical effects (0 switches a level off).
     noise
         Pixel noise SD relative to the background intensity.
+    withdrawal_after
+        Withdrawal design (paper SM, recovery after drug withdrawal): the treatment is removed after
+        this 1-based timepoint ``k``; at later timepoints the phenotype relaxes back,
+        ``s(t) = s(t_k) · exp(−(hours_t − hours_k) / recovery_hours)``, and a condition is truly active
+        only while that strength reaches ``active_strength``. ``None``: continuous treatment.
+    recovery_hours
+        Time constant of the relaxation after withdrawal.
     """
 
     seed: int = 0
@@ -83,6 +90,8 @@ class SimulationConfig:
     noise: float = 0.01
     plate_rows: int = 16
     plate_columns: int = 24
+    withdrawal_after: int | None = None
+    recovery_hours: float = 12.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +105,13 @@ class SimulationConfig:
             problems.append("fovs_per_well and n_planes must be >= 1, image_size >= 16")
         if not self.doses or not self.timepoint_hours:
             problems.append("doses and timepoint_hours must not be empty")
+        if self.withdrawal_after is not None and not 1 <= self.withdrawal_after < len(self.timepoint_hours):
+            problems.append(
+                f"withdrawal_after must be a timepoint 1..{len(self.timepoint_hours) - 1} (a later one must "
+                f"follow), got {self.withdrawal_after}"
+            )
+        if not self.recovery_hours > 0:
+            problems.append(f"recovery_hours must be > 0, got {self.recovery_hours}")
         if self.compounds_per_moa < 1 and self.n_inert < 1:
             problems.append("no compounds: set compounds_per_moa or n_inert >= 1")
         wells = self.plate_rows * self.plate_columns
@@ -178,7 +194,11 @@ def strength(e_max, ec50, dose, hours, tau: float) -> np.ndarray:
 
 
 def condition_truth(cfg: SimulationConfig, compounds: pd.DataFrame) -> pd.DataFrame:
-    """Ground truth per compound × timepoint × dose: strength, phenotype vector and ``active``."""
+    """Ground truth per compound × timepoint × dose: strength, phenotype vector and ``active``.
+
+    With ``cfg.withdrawal_after = k`` the strength after timepoint ``k`` decays from its value at
+    ``k`` with time constant ``recovery_hours`` (column ``withdrawn``: the treatment was removed).
+    """
     tps = np.arange(1, len(cfg.timepoint_hours) + 1)
     grid = pd.MultiIndex.from_product(
         [compounds["compound"], tps, cfg.doses], names=["compound", "timepoint", "dose"]
@@ -188,6 +208,15 @@ def condition_truth(cfg: SimulationConfig, compounds: pd.DataFrame) -> pd.DataFr
     grid["strength"] = strength(
         grid["e_max"], grid["ec50"], grid["dose"], grid["hours"], cfg.time_constant_hours
     )
+    grid["withdrawn"] = False
+    if cfg.withdrawal_after is not None:
+        k = cfg.withdrawal_after
+        hours_k = cfg.timepoint_hours[k - 1]
+        at_k = strength(grid["e_max"], grid["ec50"], grid["dose"], hours_k, cfg.time_constant_hours)
+        after = (grid["timepoint"] > k).to_numpy()
+        relaxed = at_k * np.exp(-(grid["hours"].to_numpy(float) - hours_k) / cfg.recovery_hours)
+        grid.loc[after, "strength"] = relaxed[after]
+        grid["withdrawn"] = after
     grid["active"] = grid["strength"] >= cfg.active_strength
     directions = np.stack(compounds.set_index("compound").loc[grid["compound"], "direction"].to_numpy())
     for j, name in enumerate(PHENOTYPES):
