@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,16 +198,13 @@ def simulate_plate(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    from lcd_core import atomic_dir
+
+    # lcd-core's temporary carries this process id, so a killed simulation's half-written plate is
+    # recognised and removed by remove_stale_temps (the pipeline calls it under its lock)
+    with atomic_dir(out) as tmp:
+        tmp.mkdir()
         _write(tmp, cfg, batch_size=batch_size, progress=progress)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return SimulatedPlate(out)
 
 
