@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import anndata
+import lcd_norm
 import lcd_norm.cli as cli
 import numpy as np
 import pandas as pd
-import lcd_norm
 import pytest
 from lcd_core import write_h5ad
 from lcd_norm import mad_harmony_fov
