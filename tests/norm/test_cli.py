@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import anndata
+import lcd_norm
 import lcd_norm.cli as cli
 import numpy as np
 import pandas as pd
@@ -117,7 +118,7 @@ def test_defaults_come_from_the_api_and_python_m(h5ad, tmp_path, profiles):
         anndata.read_h5ad(out).obsm["X_mad_harmony_fov"], expected.obsm["X_mad_harmony_fov"]
     )
     run = subprocess.run([sys.executable, "-m", "lcd_norm", "--version"], capture_output=True, text=True)
-    assert run.returncode == 0 and run.stdout.startswith("lcd-norm 0.3.0")
+    assert run.returncode == 0 and run.stdout.startswith(f"lcd-norm {lcd_norm.__version__}")
 
 
 def test_compare_on_well_level_cell_painting(tmp_path, injury_table):

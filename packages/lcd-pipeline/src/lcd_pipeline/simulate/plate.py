@@ -198,8 +198,10 @@ def simulate_plate(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
-    # lcd-core's atomic folder: a half-written plate is never visible, and the folder gets the user's
-    # umask (a tempfile.mkdtemp folder renamed into place stayed 0700: unreadable for the group)
+    # lcd-core's atomic folder: a half-written plate is never visible, the folder gets the user's umask
+    # (a tempfile.mkdtemp folder renamed into place stayed 0700: unreadable for the group), and its
+    # temporary carries this process id, so a killed simulation's half-written plate is recognised and
+    # removed by remove_stale_temps (the pipeline calls it under its lock)
     with atomic_dir(out) as tmp:
         tmp.mkdir()
         _write(tmp, cfg, batch_size=batch_size, progress=progress)
