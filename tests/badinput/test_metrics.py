@@ -301,7 +301,6 @@ CASES = [
         "out-of-range",
         CELL % "counts_negative_csv",
         names=("counts_negative.csv", "negative"),
-        owner="h-metrics",
     ),
     Case(
         "cell_count-constant",

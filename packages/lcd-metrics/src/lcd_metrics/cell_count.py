@@ -86,6 +86,14 @@ def cell_count_activity(
         raise InputError(
             f"{source}: count column {count_key!r} has {int(bad.sum())} NaN/inf values (first rows: {first})"
         )
+    negative = values < 0
+    if (
+        negative.any()
+    ):  # a count below zero is a broken upstream step: its z-score would look like a phenotype
+        first = ", ".join(repr(str(i)) for i in obs.index[negative][:3])
+        raise InputError(
+            f"{source}: count column {count_key!r} has {int(negative.sum())} negative values (first rows: {first})"
+        )
     conds = resolve_conditions(timepoint_key, dose_key, condition_keys)
     d = build_design(
         obs,
