@@ -138,31 +138,50 @@ def _leftovers(root: Path) -> list[str]:
     )
 
 
-def _same_h5ad(a: Path, b: Path) -> None:
+def _relative(frame: pd.DataFrame, root: Path | None) -> pd.DataFrame:
+    """Text columns with the results folder written as ``<results>`` (image paths are absolute)."""
+    if root is None:
+        return frame
+    frame = frame.copy()
+    # path columns may be categorical (their categories are the absolute paths): compared as text
+    text = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object or isinstance(frame[c].dtype, pd.CategoricalDtype)
+    ]
+    for col in text:
+        frame[col] = frame[col].astype(str).str.replace(str(root), "<results>", regex=False)
+    return frame
+
+
+def _same_h5ad(a: Path, b: Path, roots=(None, None)) -> None:
     from lcd_core import read_h5ad
 
     x, y = read_h5ad(a), read_h5ad(b)
     assert np.array_equal(np.asarray(x.X), np.asarray(y.X)), a
-    pd.testing.assert_frame_equal(x.obs, y.obs)
+    pd.testing.assert_frame_equal(_relative(x.obs, roots[0]), _relative(y.obs, roots[1]))
     assert sorted(x.obsm) == sorted(y.obsm), a
     for key in x.obsm:
         assert np.array_equal(np.asarray(x.obsm[key]), np.asarray(y.obsm[key])), (a, key)
 
 
-def _same_parquet(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b))
+def _same_parquet(a: Path, b: Path, roots=(None, None)) -> None:
+    x, y = pd.read_parquet(a), pd.read_parquet(b)
+    pd.testing.assert_frame_equal(_relative(x, roots[0]), _relative(y, roots[1]))
 
 
-def _same_file(a: Path, b: Path) -> None:
+def _same_file(a: Path, b: Path, roots=(None, None)) -> None:
+    """Equal contents; ``roots`` (this run's and the reference's results folders) for image paths."""
     if a.suffix == ".h5ad":
-        _same_h5ad(a, b)
+        _same_h5ad(a, b, roots)
     elif a.suffix == ".parquet":
-        _same_parquet(a, b)
+        _same_parquet(a, b, roots)
     elif a.suffix == ".npz":
         x, y = np.load(a), np.load(b)
         assert sorted(x.files) == sorted(y.files)
         for k in x.files:
-            assert np.array_equal(x[k], y[k]), (a, k)
+            nan = x[k].dtype.kind in "fc"  # attention maps pad outside the field with NaN
+            assert np.array_equal(x[k], y[k], equal_nan=nan), (a, k)
     elif a.suffix in (".safetensors", ".csv", ".png", ".tif", ".tiff"):
         assert a.read_bytes() == b.read_bytes(), a
 
@@ -172,7 +191,7 @@ COMPARED = (
     "plate",
     "manifest.parquet",
     "model",
-    "embeddings.h5ad",
+    "embeddings.parquet",
     "profiles_fov.h5ad",
     "norm_compare.parquet",
     "profiles_well.h5ad",
@@ -196,15 +215,9 @@ def _compare_output(name: str, got: Path, want: Path) -> None:
         for rel in files:
             if rel.suffix in (".json", ".html") or rel.name == "norm_compare.parquet":
                 continue  # seconds and absolute paths differ between runs
-            _same_file(a / rel, b / rel)
-    elif name == "manifest.parquet":  # image paths are absolute: the same relative to each results folder
-        x, y = pd.read_parquet(a), pd.read_parquet(b)
-        for col in [c for c in x.columns if x[c].dtype == object]:
-            x[col] = x[col].astype(str).str.replace(str(got), "<results>", regex=False)
-            y[col] = y[col].astype(str).str.replace(str(want), "<results>", regex=False)
-        pd.testing.assert_frame_equal(x, y)
-    elif b.exists() and name != "norm_compare.parquet":
-        _same_file(a, b)
+            _same_file(a / rel, b / rel, (got, want))
+    elif b.exists() and name != "norm_compare.parquet":  # image paths: the same relative to each folder
+        _same_file(a, b, (got, want))
     elif b.exists():  # the normalization table records each method's seconds
         x, y = pd.read_parquet(a).drop(columns="seconds"), pd.read_parquet(b).drop(columns="seconds")
         pd.testing.assert_frame_equal(x, y)

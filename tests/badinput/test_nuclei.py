@@ -128,6 +128,25 @@ CASES = [
         COUNT % "manifest" + " --inhibition {out}/inh.csv --control is_control",
         names=("is_control",),
     ),
+    # ------------------------------------------------------------------ calibrate
+    Case(
+        "calibrate-missing",
+        "missing-path",
+        "calibrate {missing} --stain-key stain -o {out}",
+        names=("no_such_file.csv",),
+    ),
+    Case(
+        "calibrate-no_stain_column",
+        "missing-column",
+        "calibrate {manifest} --stain-key hoechst -o {out}",
+        names=("hoechst",),
+    ),
+    Case(
+        "calibrate-missing_stain_image",
+        "missing-path",
+        "calibrate {eval_manifest_gone} --stain-key reference -o {out}",
+        names=("gone_mask.tif",),
+    ),
     # ------------------------------------------------------------------ evaluate
     Case(
         "evaluate-missing_dir",

@@ -51,6 +51,16 @@ def embeddings(name: str):
 
 
 CASES = [
+    # ------------------------------------------------------------------ compare / ablate
+    Case("compare-missing", "missing-path", "compare a={missing} -o {out}/cmp", names=("no_such_file.csv",)),
+    Case(
+        "compare-header", "header-only", "compare a={manifest_header} -o {out}/cmp", names=("manifest.csv",)
+    ),
+    Case("ablate-variant", "out-of-range", "ablate -o {out}/abl --variants nosuch", names=("nosuch",)),
+    Case(
+        "ablate-steps", "out-of-range", "ablate -o {out}/abl --steps-per-epoch 0", names=("steps_per_epoch",)
+    ),
+    Case("ablate-n_draws", "out-of-range", "ablate -o {out}/abl --n-draws 1", names=("n_draws",)),
     # ------------------------------------------------------------------ the config file
     Case("run-config_missing", "missing-path", "run {missing}", names=("no_such_file.csv",)),
     Case("run-config_folder", "directory", "run {folder_csv}", names=("a_folder.csv", "folder")),

@@ -101,13 +101,27 @@ def ablate(
     unknown = [v for v in variants if v not in ALL]
     if unknown:
         raise InputError(f"unknown variant {unknown[0]!r}; choose from {list(ALL)}")
+    n_draws = (compare or {}).get("n_draws")
+    if n_draws is not None and (isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 2):
+        # refused here, not after every variant has trained (map_es needs two draws for a null's SD)
+        raise InputError(f"n_draws must be an integer >= 2, got {n_draws!r}")
     if RANDOM_INIT in variants and "dino" not in variants:
         raise InputError("random-init exports the dino run's initial weights: include 'dino' in the variants")
     out = Path(out)
     runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     trained = [v for v in variants if v in VARIANTS]
     ordered = sorted(trained, key=lambda v: v != "dino")  # the first run simulates the plate
+    # the shared training options (and the plate's) are checked before any folder is made
+    resolve(
+        {
+            "results": str(runs / ordered[0]),
+            "seed": seed,
+            "preset": "quick",
+            "input": {"simulate": {"preset": "demo", "seed": seed, **(plate or {})}},
+            "ssl": {**(ssl or {}), **VARIANTS[ordered[0]]},
+        }
+    )
+    runs.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     first = runs / ordered[0]
     manifest = first / "manifest.parquet"
@@ -128,7 +142,7 @@ def ablate(
         log(f"[ablate] {label}: train + embed")
         run_pipeline(cfg, log=lambda m, label=label: log(f"  {label} {m}"), stop_after="embed")
         times[label] = time.perf_counter() - start
-    inputs = {label: str(runs / label / "embeddings.h5ad") for label in trained}
+    inputs = {label: str(runs / label / "embeddings.parquet") for label in trained}
     if RANDOM_INIT in variants:
         start = time.perf_counter()
         model = runs / RANDOM_INIT / "model"
@@ -143,7 +157,7 @@ def ablate(
             }
         )
         run_pipeline(cfg, log=lambda m: log(f"  {RANDOM_INIT} {m}"), stop_after="embed")
-        inputs[RANDOM_INIT] = str(runs / RANDOM_INIT / "embeddings.h5ad")
+        inputs[RANDOM_INIT] = str(runs / RANDOM_INIT / "embeddings.parquet")
         times[RANDOM_INIT] = time.perf_counter() - start
     plate_dir = first / "plate"
     if handcrafted:

@@ -2,7 +2,7 @@
 
 Each input is ``LABEL=PATH`` (or a bare path, labelled by its name). A path is
 
-- a results folder of ``lcd run``/``lcd demo`` (``profiles_fov.h5ad``, else ``embeddings.h5ad``
+- a results folder of ``lcd run``/``lcd demo`` (``profiles_fov.h5ad``, else the tile store ``embeddings.parquet``
   aggregated to fields of view; its ``manifest.parquet`` and ``cell_count.parquet`` are used for the
   image panels and the cell-count baseline);
 - an ``.h5ad`` of tile, FOV or well profiles (tiles are aggregated to FOVs by their median);
@@ -96,20 +96,24 @@ def load_input(
     ModelInput
         The profiles and where they came from.
     """
-    from lcd_core import load_profiles, read_h5ad
-    from lcd_norm import aggregate
+    from lcd_core import is_tile_store, load_profiles, read_h5ad
+    from lcd_norm import aggregate, aggregate_tiles
 
     path = Path(path)
     results = None
-    if path.is_dir():
+    if is_tile_store(path):  # lcd-embed's tile store (the embed stage's embeddings.parquet/): streamed
+        adata = aggregate_tiles(path, by="fov", fov_key=fov_key)
+    elif path.is_dir():
         results = path
         if (path / "profiles_fov.h5ad").is_file():
             adata = read_h5ad(path / "profiles_fov.h5ad", what=f"{label} profiles")
-        elif (path / "embeddings.h5ad").is_file():
+        elif is_tile_store(path / "embeddings.parquet"):
+            adata = aggregate_tiles(path / "embeddings.parquet", by="fov", fov_key=fov_key)
+        elif (path / "embeddings.h5ad").is_file():  # results of lcd-pipeline < 0.3
             adata = read_h5ad(path / "embeddings.h5ad", what=f"{label} tile embeddings")
         else:
             raise InputError(
-                f"{path}: a results folder needs profiles_fov.h5ad or embeddings.h5ad (run `lcd run` "
+                f"{path}: a results folder needs profiles_fov.h5ad or embeddings.parquet (run `lcd run` "
                 f"at least to the embed stage) for input {label!r}"
             )
     elif not path.exists():

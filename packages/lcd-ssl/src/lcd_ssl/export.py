@@ -62,7 +62,8 @@ def export_backbone(
 
         # the trainer seeds torch with config.seed right before building the networks (trainer._build)
         torch.manual_seed(config.seed)
-        source = build_student_teacher(config, in_chans)[1].state_dict()
+        # the student at build time (the teacher, timm's ModelEmaV3, starts as its copy)
+        source = build_student_teacher(config, in_chans)[0].state_dict()
     else:
         source = state[which]
     weights = {k.removeprefix("backbone."): v for k, v in source.items() if k.startswith("backbone.")}
