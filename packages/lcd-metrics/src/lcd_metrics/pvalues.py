@@ -139,27 +139,48 @@ def group_pvalues(
     starts = np.searchsorted(pairs[:, 0], np.arange(n_groups + 1))
     p = np.full(n_groups, np.nan)
     method = np.full(n_groups, "permutation", dtype=object)
+    # groups with the same (configuration, count) list have the same null: it is built and sorted
+    # once per such signature and every group's p-value is a binary search (a loop over 22k groups
+    # with a 1000-draw comparison each was 0.35 s at 100k wells; the counts are the same integers)
+    sig_of = _signatures(pairs, counts, starts)
+    first = np.unique(sig_of, return_index=True)[1]
     cache: dict = {}
-    random_groups = []
-    for g in range(n_groups):
+    random_sigs = []
+    for si, g in enumerate(first):
         sl = slice(starts[g], starts[g + 1])
+        members = np.flatnonzero(sig_of == si)
         exact = exact_group_null(configs[pairs[sl, 1]], counts[sl], cache, null_size)
         if exact is None:
-            random_groups.append(g)
+            random_sigs.append((g, members))
             continue
         values, probs = exact
-        p[g] = min(1.0, float(probs[values >= mean_ap[g] - TIE_TOL].sum()))
-        method[g] = "exact"
-    if random_groups:
-        used = np.unique(pairs[np.isin(pairs[:, 0], random_groups), 1])
+        # P(null >= mAP - tol): values are sorted, so the tail is a slice (summed as before: same bits)
+        hit = np.searchsorted(values, mean_ap[members] - TIE_TOL, side="left")
+        for h in np.unique(hit):
+            p[members[hit == h]] = min(1.0, float(probs[h:].sum()))
+        method[members] = "exact"
+    if random_sigs:
+        used = np.unique(np.concatenate([pairs[starts[g] : starts[g + 1], 1] for g, _ in random_sigs]))
         nulls = np.zeros((configs.shape[0], null_size))
         nulls[used] = null_distributions(configs[used], null_size, seed)
-        for g in random_groups:
+        for g, members in random_sigs:
             sl = slice(starts[g], starts[g + 1])
             # the group's null: its profiles' configuration nulls averaged (no profiles x null temporary)
-            null = (counts[sl, None] * nulls[pairs[sl, 1]]).sum(axis=0) / counts[sl].sum()
-            p[g] = (1 + np.count_nonzero(null >= mean_ap[g] - TIE_TOL)) / (null_size + 1)
+            null = np.sort((counts[sl, None] * nulls[pairs[sl, 1]]).sum(axis=0) / counts[sl].sum())
+            below = np.searchsorted(null, mean_ap[members] - TIE_TOL, side="left")
+            p[members] = (1 + (null_size - below)) / (null_size + 1)
     return p, method
+
+
+def _signatures(pairs: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group, an integer naming its list of ``(configuration, count)`` (equal lists, equal ids)."""
+    n_groups = starts.size - 1
+    width = int(np.diff(starts).max(initial=0))
+    table = np.full((n_groups, 2 * width), -1, dtype=np.int64)
+    within = np.arange(pairs.shape[0]) - np.repeat(starts[:-1], np.diff(starts))
+    table[pairs[:, 0], 2 * within] = pairs[:, 1]
+    table[pairs[:, 0], 2 * within + 1] = counts
+    return np.unique(table, axis=0, return_inverse=True)[1].ravel()
 
 
 def hierarchical_fdr(
