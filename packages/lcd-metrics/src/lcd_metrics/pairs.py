@@ -26,6 +26,8 @@ _CELLS_PER_BLOCK = 1 << 21
 # below this fraction of wanted cells a block gathers pairs instead of a full matrix product
 _GATHER_DENSITY = 0.1
 _GATHER_CHUNK = 1 << 14
+# rows of positive groups gathered at once (3 MB at 384 features; 16k rows cost page faults)
+_GROUP_CHUNK = 1 << 10
 
 
 @dataclass(frozen=True)
@@ -170,10 +172,9 @@ class _Groups:
     """Rows grouped by the combination of some columns' codes: each group's rows, ascending."""
 
     def __init__(self, codes: dict[str, np.ndarray], columns: Sequence[str], n: int) -> None:
-        if len(columns) == 1:
-            key = codes[columns[0]]
-        else:
-            key = np.unique(np.stack([codes[c] for c in columns], axis=1), axis=0, return_inverse=True)[1]
+        key = codes[columns[0]]
+        for c in columns[1:]:  # mixed radix, renumbered densely (a row-wise unique was 5x slower)
+            key = np.unique(key * (int(codes[c].max(initial=0)) + 1) + codes[c], return_inverse=True)[1]
         self.key = key.ravel()
         self.order = np.argsort(self.key, kind="stable")  # stable: rows of a group stay ascending
         sk = self.key[self.order]
@@ -216,7 +217,7 @@ def _grouped_positives(
     n_pos = np.zeros(n, dtype=np.int64)
     for g in np.unique(groups.sizes[groups.sizes > 1]):
         starts = groups.starts[groups.sizes == g]
-        step = max(1, _GATHER_CHUNK // g)  # rows gathered at once: bounded memory
+        step = max(1, _GROUP_CHUNK // g)  # rows gathered at once: a few MB, reused from cache
         for s in range(0, starts.size, step):
             idx = groups.order[starts[s : s + step, None] + np.arange(g)]  # (groups, g) rows
             xg = xn[idx]
