@@ -272,6 +272,19 @@ CASES = [
         expect="works",
         check=_map_huge_scale_invariant,
     ),
+    Case("map-null_unknown", "out-of-range", MAP % "screen_csv" + " --null plates", names=("null", "plates")),
+    Case(
+        "map-null_blocked_without_blocks",
+        "missing-column",
+        MAP % "screen_csv" + " --null blocked",
+        names=("null_blocks",),
+    ),
+    Case(
+        "map-null_blocks_missing_column",
+        "missing-column",
+        MAP % "screen_csv" + " --null blocked --null-blocks plaet",
+        names=("plaet",),
+    ),
     Case("map-null_size_0", "out-of-range", MAP % "screen_csv" + " --null-size 0", names=("null_size",)),
     Case(
         "map-threshold_2",

@@ -80,6 +80,14 @@ def map_cmd(
             help="Two-stage FDR over families of groups (e.g. compound with --sameby compound,dose)."
         ),
     ] = None,
+    null: Annotated[
+        str | None,
+        typer.Option(help="p-value null: 'rank' (default, copairs 0.5) or 'blocked' (within --null-blocks)."),
+    ] = None,
+    null_blocks: Annotated[
+        list[str] | None,
+        typer.Option(help="Block columns of --null blocked (e.g. the plate column)."),
+    ] = None,
     seed: Seed = None,
     features: Features = None,
     layer: Layer = None,
@@ -102,6 +110,8 @@ def map_cmd(
             null_size=null_size,
             threshold=threshold,
             hierarchical_by=split_list(hierarchical_by),
+            null=null,
+            null_blocks=split_list(null_blocks),
             seed=seed,
             pos_diffby=split_list(pos_diffby),
             neg_sameby=split_list(neg_sameby),

@@ -29,6 +29,7 @@ from lcd_core import (
     check_finite,
     check_keys,
     control_mask,
+    group_codes,
 )
 from lcd_core import progress as bar
 from scipy.special import digamma
@@ -121,6 +122,42 @@ def average_precision(
         The metadata of the kept rows (index unchanged) plus ``average_precision`` (NaN without
         positive partners), ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``.
     """
+    return _average_precision(
+        meta,
+        feats,
+        pos_sameby=pos_sameby,
+        pos_diffby=pos_diffby,
+        neg_sameby=neg_sameby,
+        neg_diffby=neg_diffby,
+        distance=distance,
+        progress=progress,
+        multilabel_col=multilabel_col,
+        multilabel_sep=multilabel_sep,
+        control=control,
+        features=features,
+        layer=layer,
+        use_rep=use_rep,
+    )[0]
+
+
+def _average_precision(
+    meta: Any,
+    feats: Any = None,
+    *,
+    pos_sameby,
+    pos_diffby,
+    neg_sameby,
+    neg_diffby,
+    distance: str = "cosine",
+    progress: bool = False,
+    multilabel_col: str | None = None,
+    multilabel_sep: str | None = "|",
+    control: str | None = None,
+    features=None,
+    layer=None,
+    use_rep=None,
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`average_precision` and what it ranked: ``{"xn", "codes", "rules", "obs", "source"}``."""
     if distance != "cosine":
         raise InputError(f"distance={distance!r} is not supported; lcd-metrics ranks by cosine similarity")
     obs, X, source, where = profiles(meta, feats, features=features, layer=layer, use_rep=use_rep)
@@ -194,7 +231,15 @@ def average_precision(
     status, reason = _ap_status(n_pos, n_total, tied)
     out["status"] = status
     out["reason"] = reason
-    return out
+    state = {
+        "xn": xn,
+        "codes": codes,
+        "rules": rules,
+        "obs": obs,
+        "source": source,
+        "multilabel": labels is not None,
+    }
+    return out, state
 
 
 def _ap_status(n_pos: np.ndarray, n_total: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +310,7 @@ def _map_from_ap(
     threshold: float,
     seed: int,
     hierarchical_by: Sequence[str] | None,
+    blocked: Any = None,
 ) -> pd.DataFrame:
     check_keys(
         ap_scores,
@@ -291,7 +337,11 @@ def _map_from_ap(
     p = np.full(n_groups, np.nan)
     method = np.full(n_groups, "", dtype=object)
     has = count > 0
-    if has.any():
+    if has.any() and blocked is not None:  # plate-blocked permutation null (lcd_metrics.blocked)
+        rows = np.flatnonzero(ap_scores["n_pos_pairs"].to_numpy() > 0)[scored_mask]
+        p[has] = blocked(rows, group_ids, mean_ap)[has]
+        method[has] = "blocked permutation"
+    elif has.any():
         confs = scores[["n_pos_pairs", "n_total_pairs"]].to_numpy(dtype=np.int64)
         uconf, inv = np.unique(confs, axis=0, return_inverse=True)
         remap = np.cumsum(has) - 1  # groups with an AP, numbered densely
@@ -372,6 +422,8 @@ def mean_average_precision(
     layer: str | None = None,
     use_rep: str | None = None,
     return_ap: bool = False,
+    null: str = "rank",
+    null_blocks: str | Sequence[str] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Mean average precision per group with an exact or permutation p-value and FDR-adjusted p-value.
 
@@ -404,13 +456,21 @@ def mean_average_precision(
         As in :func:`average_precision`.
     return_ap
         Also return the per-profile AP table: ``(map_table, ap_table)``.
+    null
+        ``"rank"`` (default; copairs 0.5's null: positives at uniformly random ranks, exact when small)
+        or ``"blocked"``: the plate-blocked permutation null of :mod:`lcd_metrics.blocked` (our
+        definition; profiles input only, not with `multilabel_col`).
+    null_blocks
+        Columns whose values are the blocks of the ``"blocked"`` null (e.g. the plate column);
+        required with ``null="blocked"``.
 
     Returns
     -------
     pandas.DataFrame or tuple of pandas.DataFrame
         One row per group: the `sameby` columns, ``mean_average_precision``,
         ``mean_normalized_average_precision``, ``n_profiles`` (profiles with an AP), ``p_value``,
-        ``p_method`` (``exact`` or ``permutation``, see :mod:`lcd_metrics.pvalues`),
+        ``p_method`` (``exact`` or ``permutation``, see :mod:`lcd_metrics.pvalues`; ``blocked
+        permutation`` with ``null="blocked"``),
         ``corrected_p_value`` (BH q-value, or the hierarchical one), ``below_p``,
         ``below_corrected_p``, ``status`` and ``reason`` (``failed``: no profile of the group has an
         AP, e.g. identical profiles; ``partial``: some have none, or have no negatives); with
@@ -426,6 +486,14 @@ def mean_average_precision(
     threshold = check_real("threshold", threshold, low=0.0, high=1.0, low_open=True)
     seed = check_seed(seed)
     hierarchical_by = as_list(hierarchical_by)
+    if null not in ("rank", "blocked"):
+        raise InputError(f"null={null!r}: use 'rank' (default) or 'blocked'")
+    null_blocks = as_list(null_blocks)
+    if null == "blocked" and not null_blocks:
+        raise InputError("null='blocked' needs null_blocks: the column(s) of the blocks, e.g. the plate")
+    if null != "blocked" and null_blocks:
+        raise InputError("null_blocks is only used with null='blocked'")
+    state = None
     if (
         pos_sameby is None
         and isinstance(data, pd.DataFrame)
@@ -434,12 +502,16 @@ def mean_average_precision(
         ap_table = data
         if sameby is None:
             raise InputError("sameby is required when passing an AP table")
+        if null == "blocked":
+            raise InputError(
+                "null='blocked' ranks on the similarities: pass the profiles with the pair rules, not an AP table"
+            )
     else:
         if pos_sameby is None and not pos_diffby:
             raise InputError(
                 "pass pos_sameby (and the other pair rules), or an AP table from average_precision()"
             )
-        ap_table = average_precision(
+        ap_table, state = _average_precision(
             data,
             pos_sameby=pos_sameby,
             pos_diffby=pos_diffby,
@@ -463,5 +535,32 @@ def mean_average_precision(
             if not sameby:
                 raise InputError("sameby is required when pos_sameby is empty")
     sameby = [sameby] if isinstance(sameby, str) else list(sameby)
-    result = _map_from_ap(ap_table, sameby, null_size, threshold, seed, hierarchical_by)
+    blocked = None if null == "rank" else _blocked_null(state, null_blocks, null_size, seed)
+    result = _map_from_ap(ap_table, sameby, null_size, threshold, seed, hierarchical_by, blocked)
     return (result, ap_table) if return_ap else result
+
+
+def _blocked_null(state: dict, null_blocks: list[str], null_size: int, seed: int):
+    """p-value function of the plate-blocked null over the profiles that were ranked."""
+    from .blocked import blocked_pvalues
+
+    if state["multilabel"]:
+        raise InputError("null='blocked' is not available with multilabel_col")
+    obs = state["obs"]
+    check_keys(obs, null_blocks, source=state["source"])
+    block_codes, _ = group_codes(obs, null_blocks)
+
+    def pvalues(rows: np.ndarray, group_ids: np.ndarray, mean_ap: np.ndarray) -> np.ndarray:
+        return blocked_pvalues(
+            state["xn"],
+            state["codes"],
+            state["rules"],
+            block_codes,
+            rows,
+            group_ids,
+            mean_ap,
+            null_size,
+            seed,
+        )
+
+    return pvalues

@@ -190,7 +190,9 @@ class _Groups:
             g = gids[0]
             out = self.order[self.starts[g] : self.starts[g] + self.sizes[g]]
             return out
-        return np.sort(np.concatenate([self.order[self.starts[g] : self.starts[g] + self.sizes[g]] for g in gids]))
+        return np.sort(
+            np.concatenate([self.order[self.starts[g] : self.starts[g] + self.sizes[g]] for g in gids])
+        )
 
 
 def _grouped_positives(
@@ -208,7 +210,7 @@ def _grouped_positives(
     their products taken with one batched einsum per group size, which gives the same bits as the
     pairwise ``einsum("ij,ij->i")`` used before (same per-pair summation; checked in the tests).
     """
-    n, d = xn.shape
+    n = xn.shape[0]
     groups = _Groups(codes, rules.pos_sameby, n)
     widest = int(groups.sizes.max(initial=1))
     if n * max(1, widest - 1) > _CELLS_PER_BLOCK:
