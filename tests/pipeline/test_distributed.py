@@ -6,7 +6,8 @@ The reduced demo plate (3 replicas, 9 MoA compounds + 1 inert at 10 µM, 2 timep
 Why the two runs are equal, not merely close (measured 2026-12-02, x86_64, 2 cores, no GPU):
 
 - train: the 2-process run trains DDP with the global batch of 16 split 8 + 8; the 1-process run sets
-  ``ssl.batch_chunks: 2`` (lcd-ssl 0.3.0) and runs the two halves as the two processes do: each half
+  ``ssl.batch_chunks: 2`` (lcd-ssl 0.3.0; both configs carry it: under torchrun it must equal the number
+  of processes, and it changes nothing there) and runs the two halves as the two processes do: each half
   forwarded alone, its gradient halved, the two added (and the teacher centers from the two halves'
   sums). Every sum that crosses processes then has two terms, and a + b == b + a in floating point,
   so the exported weights are bit-identical. Without it the 1-process run sums the 16 rows in one
