@@ -168,7 +168,9 @@ def priors_table(args) -> None:
         "no new option (none, split 0)": lambda o: o["class_prior"] == "none" and o["split_depth"] == 0,
         "class prior multiotsu, split chosen": lambda o: o["class_prior"] == "multiotsu",
         "class prior multiotsu, split 0": lambda o: o["class_prior"] == "multiotsu" and o["split_depth"] == 0,
-        "class prior multiotsu, split 0.5": lambda o: o["class_prior"] == "multiotsu" and o["split_depth"] == 0.5,
+        "class prior multiotsu, split 0.5": lambda o: (
+            o["class_prior"] == "multiotsu" and o["split_depth"] == 0.5
+        ),
     }
     results = {}
     fixed = {"diameter": 16, "floor": 6.0}
@@ -178,7 +180,9 @@ def priors_table(args) -> None:
         for i in idx:
             if all(options[i][k] == v for k, v in fixed.items()):
                 row = metrics[i]
-                print(f"{label:52s} fixed d16 f6  {fmt(summarize(row))}  err {[r['pred'] - r['ref'] for r in row]}")
+                print(
+                    f"{label:52s} fixed d16 f6  {fmt(summarize(row))}  err {[r['pred'] - r['ref'] for r in row]}"
+                )
                 results[f"{label} | fixed"] = summarize(row)
         for criterion in ("mae", "ccc", "f1"):
             chosen, held = loo_select(sub, criterion)
@@ -186,7 +190,9 @@ def priors_table(args) -> None:
                 "/".join(str(options[idx[c]][k]) for k in ("diameter", "floor", "class_prior", "split_depth"))
                 for c in chosen
             ]
-            print(f"{label:52s} LOO {criterion:4s}     {fmt(summarize(held))}  err {[r['pred'] - r['ref'] for r in held]}")
+            print(
+                f"{label:52s} LOO {criterion:4s}     {fmt(summarize(held))}  err {[r['pred'] - r['ref'] for r in held]}"
+            )
             print(f"{'':52s}   choices (d/floor/prior/split) {picks}")
             results[f"{label} | LOO {criterion}"] = summarize(held) | {"choices": picks}
     if args.out:

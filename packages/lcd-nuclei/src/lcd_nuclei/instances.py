@@ -90,7 +90,7 @@ def split_touching(mask: np.ndarray, *, depth: float, min_area: int = 1) -> np.n
     Returns
     -------
     numpy.ndarray
-        ``(H, W)`` int32 labels 1..n (0 = background).
+        ``(H, W)`` int32 labels 1..n (0 = background, and components with no maximum ``depth`` deep).
     """
     from scipy import ndimage as ndi
     from skimage.morphology import h_maxima
@@ -106,10 +106,10 @@ def split_touching(mask: np.ndarray, *, depth: float, min_area: int = 1) -> np.n
         return np.zeros(mask.shape, dtype=np.int32)
     distance = ndi.distance_transform_edt(mask)
     markers, _ = ndi.label(h_maxima(distance, depth))
+    # a component whose deepest point is shallower than depth (thinner than 2 * depth: a sliver of
+    # cell outline, a fibre) gets no marker and stays background: it is not a nucleus. (Kept as one
+    # object instead, DSB fixed d 12 / split 0.5 gave r 0.81 instead of 0.88; README "Quality".)
     labels = watershed(-distance, markers, mask=mask)
-    # a component whose every maximum is shallower than depth gets no marker: one object
-    orphans, _ = ndi.label(mask & (labels == 0))
-    labels[orphans > 0] = orphans[orphans > 0] + labels.max()
     return _remove_small_labels(labels, max(1, int(min_area))).astype(np.int32)
 
 
