@@ -56,6 +56,7 @@ _EXPORTS = {
     "laplacian_eigenvalues": "tie",
     "defocus_contrast": "defocus",
     "default_defocus": "defocus",
+    "cell_area": "cellarea",
     "nuclei_from_stain": "stain",
     "stain_threshold": "stain",
     "estimate_diameter": "stain",
