@@ -55,6 +55,19 @@ def summarize(root: Path) -> dict:
     row["nuclei_fields"] = len(both)
     row["nuclei_r"] = float(np.corrcoef(x, y)[0, 1])
     row["nuclei_ccc"] = ccc(x, y)
+    if "confluency" in nuc:
+        fields = pd.read_parquet(root / "plate" / "truth" / "fields.parquet")[[*keys, "confluency"]]
+        conf = nuc[[*keys, "confluency"]].merge(fields.rename(columns={"confluency": "true"}), on=keys)
+        row["confluency_r"] = float(np.corrcoef(conf["confluency"], conf["true"])[0, 1])
+        inh = pd.read_parquet(root / "inhibition.parquet")
+        inh = inh[inh["status"] == "ok"]
+        wide = inh.pivot_table(
+            index=[c for c in ("plate", "well", "timepoint") if c in inh],
+            columns="value",
+            values="inhibition",
+            observed=True,
+        ).dropna()
+        row["inhibition_r"] = float(np.corrcoef(wide["nuclei_count"], wide["confluency"])[0, 1])
     return row
 
 

@@ -12,7 +12,11 @@
   ``discover_field``'s ``cell_mask`` (is the ViT's foreground worth anything to the classical
   counter?), with the classical options chosen LOO.
 
-Usage: ``python benchmarks/nuclei_dsb_loo.py [--seeds 0 1 2] [--steps 600] [--no-vit] [--floor-unit noise|mad]``
+- ``--priors`` (0.5.0): the classical grid with polarity ``auto``, Otsu, and the two options of
+  0.5.0 (``class_prior`` none / multiotsu x ``split_depth`` 0 / 0.25 / 0.5); LOO over the whole
+  grid and over its subsets (no new option: the baseline on the same grid), with per-image errors.
+
+Usage: ``python benchmarks/nuclei_dsb_loo.py [--seeds 0 1 2] [--steps 600] [--no-vit] [--floor-unit noise|mad] [--priors]``
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ COUNTER_GRID = {
     "polarity": ["auto", "dark"],
     "floor": [6.0, 4.0, 8.0, 2.0],  # --floor-unit noise: 6, 3, 10, 20 (lcd_nuclei.calibrate.FLOORS)
     "threshold_method": ["otsu", "mad"],
+}
+PRIOR_GRID = {
+    "diameter": [16, 8, 12, 20, 24],
+    "polarity": ["auto"],
+    "floor": [6.0, 3.0, 10.0, 20.0],
+    "threshold_method": ["otsu"],
+    "class_prior": ["none", "multiotsu"],
+    "split_depth": [0.0, 0.25, 0.5],
 }
 VIT_GRID = {"n_clusters": [4, 2, 6], "contrast_window": [5, 9], "max_area_ratio": [4.0, math.inf]}
 
@@ -70,8 +82,11 @@ def main() -> None:
         default="noise",
         help="noise (0.3.0 default) or mad (phase 1's tables: floors 6, 4, 8, 2 robust SDs)",
     )
+    parser.add_argument("--priors", action="store_true", help="0.5.0's grid with class_prior x split_depth")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.priors:
+        return priors_table(args)
     COUNTER_GRID["floor_unit"] = [args.floor_unit]
     if args.floor_unit == "noise":
         COUNTER_GRID["floor"] = [6.0, 3.0, 10.0, 20.0]
@@ -130,6 +145,56 @@ def main() -> None:
                     f"classical in cell area ({model_name}, s{seed})", hybrid
                 )
                 print(f"  [{time.perf_counter() - t0:.0f} s]", flush=True)
+    if args.out:
+        from lcd_core import write_json
+
+        write_json(results, args.out)
+
+
+def priors_table(args) -> None:
+    """LOO over 0.5.0's grid (class prior x split depth) and its subsets, per held-out image."""
+    from lcd_nuclei.classical import classical_nuclei
+
+    cases = load_dsb()
+    options = grid(**PRIOR_GRID)
+    t0 = time.perf_counter()
+    metrics = [
+        [field_metrics(classical_nuclei(img, **o)["labels"], ref) for _, img, ref in cases] for o in options
+    ]
+    print(f"classical: {len(options)} options x {len(cases)} images in {time.perf_counter() - t0:.0f} s")
+    print("images:", " ".join(name for name, _, _ in cases))
+    subsets = {
+        "all options (class prior and split chosen too)": lambda o: True,
+        "no new option (none, split 0)": lambda o: o["class_prior"] == "none" and o["split_depth"] == 0,
+        "class prior multiotsu, split chosen": lambda o: o["class_prior"] == "multiotsu",
+        "class prior multiotsu, split 0": lambda o: o["class_prior"] == "multiotsu" and o["split_depth"] == 0,
+        "class prior multiotsu, split 0.5": lambda o: (
+            o["class_prior"] == "multiotsu" and o["split_depth"] == 0.5
+        ),
+    }
+    results = {}
+    fixed = {"diameter": 16, "floor": 6.0}
+    for label, keep in subsets.items():
+        idx = [i for i, o in enumerate(options) if keep(o)]
+        sub = [metrics[i] for i in idx]
+        for i in idx:
+            if all(options[i][k] == v for k, v in fixed.items()):
+                row = metrics[i]
+                print(
+                    f"{label:52s} fixed d16 f6  {fmt(summarize(row))}  err {[r['pred'] - r['ref'] for r in row]}"
+                )
+                results[f"{label} | fixed"] = summarize(row)
+        for criterion in ("mae", "ccc", "f1"):
+            chosen, held = loo_select(sub, criterion)
+            picks = [
+                "/".join(str(options[idx[c]][k]) for k in ("diameter", "floor", "class_prior", "split_depth"))
+                for c in chosen
+            ]
+            print(
+                f"{label:52s} LOO {criterion:4s}     {fmt(summarize(held))}  err {[r['pred'] - r['ref'] for r in held]}"
+            )
+            print(f"{'':52s}   choices (d/floor/prior/split) {picks}")
+            results[f"{label} | LOO {criterion}"] = summarize(held) | {"choices": picks}
     if args.out:
         from lcd_core import write_json
 

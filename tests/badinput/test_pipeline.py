@@ -310,6 +310,12 @@ API_CASES = [
     ),
     Case("api-resolve_threads", "out-of-range", _resolve({"ssl": {"threads": 0}}), names=("ssl.threads",)),
     Case(
+        "api-resolve_batch_chunks",
+        "out-of-range",
+        _resolve({"ssl": {"batch_chunks": 3}}),
+        names=("ssl.batch_chunks",),
+    ),
+    Case(
         "api-run_missing_manifest",
         "missing-path",
         _run_missing_manifest,

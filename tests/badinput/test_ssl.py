@@ -84,6 +84,12 @@ CASES = [
         names=("n_local_crops",),
     ),
     Case("train-set_json", "config-type", TRAIN + " --set {{oops", names=("--set",)),
+    Case(
+        "train-set_batch_chunks",
+        "out-of-range",
+        TRAIN + """ --set '{{"batch_chunks":3}}'""",
+        names=("batch_chunks",),
+    ),
     Case("train-variant", "out-of-range", TRAIN + " --variant simclr", names=("simclr",)),
     Case("train-model", "missing-path", TRAIN + " --model resnet50", names=("resnet50",)),
     Case("train-planes", "out-of-range", TRAIN + " --planes 0,5", names=("5",)),

@@ -99,3 +99,25 @@ def test_bad_inputs():
         bilateral_solve(np.zeros((4, 4)), np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="2-D"):
         bilateral_solve(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)))
+
+
+def test_the_pcg_runs_on_one_blas_thread(monkeypatch):
+    """Thread policy (issue #18 item 5): the PCG's small vector products run on one BLAS thread
+    (benchmarks/threads.py: 1.5x faster than two under load); the caller's limits come back after."""
+    import lcd_nuclei.bilateral as bl
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    real = bl._pcg
+
+    def spy(*args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bl, "_pcg", spy)
+    rng = np.random.default_rng(0)
+    guide = rng.random((64, 64)) * 255
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    bilateral_solve(guide, rng.random((64, 64)), np.ones((64, 64)))
+    assert seen and set(seen) == {1}
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before

@@ -12,6 +12,7 @@ from lcd_nuclei import (
     DiscoveryParams,
     calibrate_counter,
     candidate_grid,
+    cell_area,
     choose_candidate,
     classical_field,
     count_nuclei,
@@ -87,6 +88,9 @@ def test_params_validation_and_lists():
         ({"threshold_method": "li"}, "threshold_method"),
         ({"floor_unit": "sd"}, "floor_unit"),
         ({"highpass": 0}, "highpass"),
+        ({"cell_window": 0.5}, "cell_window"),
+        ({"cell_floor": 0}, "cell_floor"),
+        ({"cell_floor": float("nan")}, "cell_floor"),
     ):
         with pytest.raises(ConfigError, match=match):
             DiscoveryParams(**bad)
@@ -120,8 +124,13 @@ def test_count_without_a_model(plate):
         progress=False,
     )
     np.testing.assert_array_equal(adata.obs["nuclei_count"].to_numpy(), truth)
-    assert list(adata.var_names) == ["nuclei_count"]
-    assert "confluency" not in adata.obs and "outside_cells_dropped" not in adata.obs
+    # 3-plane fields: the confluency is lcd_nuclei.cell_area's on each field's planes (its quality is
+    # tested in test_cellarea.py; these smooth untextured bumps are no cell body to it)
+    assert list(adata.var_names) == ["nuclei_count", "confluency"]
+    assert "outside_cells_dropped" not in adata.obs
+    expected = [cell_area(tifffile.imread(folder / f"f{i}.tif")).mean() for i in range(len(truth))]
+    np.testing.assert_array_equal(adata.obs["confluency"].to_numpy(), expected)
+    assert adata.uns["lcd_nuclei"]["confluency"] == {"method": "cell_area", "window": 3.0, "floor": 8.0}
     assert (
         "no model" in adata.uns["lcd_nuclei"]["model"]["name"]
         or "none" in adata.uns["lcd_nuclei"]["model"]["name"]

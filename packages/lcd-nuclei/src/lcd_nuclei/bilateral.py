@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lcd_core import InputError
+from lcd_core import InputError, blas_threads
 
 __all__ = ["BilateralGrid", "bilateral_solve"]
 
@@ -209,5 +209,9 @@ def bilateral_solve(
     b = grid.splat(conf * target.ravel())
     with np.errstate(invalid="ignore", divide="ignore"):
         y0 = np.where(conf_splat > 0, b / conf_splat, 0.0)
-    y = _pcg(matvec, b, y0, 1.0 / np.maximum(diag_a, a_diag_min), rtol=cg_tol, maxiter=cg_maxiter)
+    # One BLAS thread: the PCG's dot products and axpys on ~10^5-element vectors are too small to
+    # share. benchmarks/threads.py (2026-12-02, 2 cores, 2160² guide, 272,615 vertices): 0.19 vs
+    # 0.17 s idle (1 vs 2 threads) but 0.25 vs 0.37 s with one other job, 1.8x the CPU time.
+    with blas_threads(1):
+        y = _pcg(matvec, b, y0, 1.0 / np.maximum(diag_a, a_diag_min), rtol=cg_tol, maxiter=cg_maxiter)
     return grid.slice(y).reshape(target.shape)

@@ -29,6 +29,13 @@ compact bump of one sign. Steps:
 4. Size prior: objects under ``min_area_fraction`` of a disc of that diameter are dropped (specks),
    and so are objects over ``max_area_ratio`` times the field's median area
    (:func:`lcd_nuclei.instances.drop_large_objects`).
+5. Optional (both off by default; chosen leave-one-image-out on DSB, README "Quality"):
+   ``class_prior="multiotsu"`` drops objects whose mean channel value is not in the channel's most
+   extreme of three intensity classes (:func:`lcd_nuclei.priors.class_prior_filter`: on stained
+   brightfield the false objects are stretches of cytoplasm, a middle class);
+   ``split_depth > 0`` re-splits the objects' union at the maxima of its distance transform
+   deeper than ``split_depth * diameter / 2`` (:func:`lcd_nuclei.instances.split_touching`:
+   touching nuclei of any size, where marker spacing at one diameter merges small ones).
 """
 
 from __future__ import annotations
@@ -38,12 +45,41 @@ import math
 import numpy as np
 from lcd_core import InputError
 
-from .instances import drop_large_objects, instance_stats
+from .instances import drop_large_objects, instance_stats, split_touching
+from .priors import class_prior_filter
 
-__all__ = ["blob_response", "classical_nuclei", "split_blobs"]
+__all__ = ["blob_response", "classical_nuclei", "resolve_polarity", "split_blobs"]
 
 POLARITIES = ("bright", "dark", "auto")
 FLOOR_UNITS = ("noise", "mad")
+CLASS_PRIORS = ("none", "multiotsu")
+
+
+def resolve_polarity(channel: np.ndarray, *, diameter: float = 12.0, polarity: str = "auto") -> str:
+    """``"bright"`` or ``"dark"``: ``polarity`` itself, or for ``"auto"`` the sign of the longer tail.
+
+    Parameters
+    ----------
+    channel
+        ``(H, W)`` finite image or derived channel.
+    diameter
+        Nucleus diameter in pixels (difference of Gaussians, sigmas ``diameter / 8`` and ``diameter``).
+    polarity
+        ``"bright"``, ``"dark"`` or ``"auto"``: nuclei are a minority of compact pixels, so their side
+        of the band-pass distribution has the longer tail (negative skew: ``"dark"``).
+
+    Returns
+    -------
+    str
+        ``"bright"`` or ``"dark"``.
+    """
+    from scipy.stats import skew
+    from skimage.filters import difference_of_gaussians
+
+    if polarity != "auto":
+        return polarity
+    band = difference_of_gaussians(np.asarray(channel, dtype=np.float64), diameter / 8.0, float(diameter))
+    return "dark" if skew(band, axis=None) < 0 else "bright"
 
 
 def blob_response(
@@ -74,8 +110,6 @@ def blob_response(
         ``(H, W)`` float64 response in the units chosen by ``noise``.
     """
     from scipy import ndimage as ndi
-    from scipy.stats import skew
-    from skimage.filters import difference_of_gaussians
 
     channel = np.asarray(channel, dtype=np.float64)
     if channel.ndim != 2:
@@ -90,9 +124,7 @@ def blob_response(
         noise = np.asarray(noise, dtype=np.float64)
         if noise.shape != channel.shape or not np.isfinite(noise).all():
             raise InputError(f"noise must be a finite array of the channel's shape {channel.shape}")
-    if polarity == "auto":
-        band = difference_of_gaussians(channel, diameter / 8.0, float(diameter))
-        polarity = "dark" if skew(band, axis=None) < 0 else "bright"
+    polarity = resolve_polarity(channel, diameter=diameter, polarity=polarity)
 
     def band_pass(image):
         smooth = ndi.gaussian_filter(image, diameter / 8.0)
@@ -123,6 +155,8 @@ def classical_nuclei(
     noise: np.ndarray | float | None = None,
     min_area_fraction: float = 0.2,
     max_area_ratio: float = 4.0,
+    class_prior: str = "none",
+    split_depth: float = 0.0,
     seed: int = 0,
 ) -> dict:
     """Count nuclei in one channel without any model.
@@ -157,6 +191,16 @@ def classical_nuclei(
     max_area_ratio
         Objects larger than this times the field's median object area are dropped
         (``math.inf`` keeps all).
+    class_prior
+        ``"none"``, or ``"multiotsu"``: drop objects whose mean channel value lies outside the
+        channel's most extreme of 3 multi-Otsu classes on the nuclei's side (darkest for
+        ``"dark"``, brightest for ``"bright"``; see :func:`lcd_nuclei.priors.class_prior_filter`).
+        For a stained or absorbing nucleus in brightfield; not for derived channels whose level
+        carries no meaning.
+    split_depth
+        0: touching nuclei are split only at the response's maxima ``diameter / 2`` apart. > 0:
+        the kept objects' union is then re-split at the maxima of its distance transform at least
+        ``split_depth * diameter / 2`` pixels deep (:func:`lcd_nuclei.instances.split_touching`).
     seed
         Seed of the white-noise draw (``floor_unit="noise"`` without a realisation given).
 
@@ -178,6 +222,12 @@ def classical_nuclei(
         raise InputError(f"floor_unit must be one of {', '.join(FLOOR_UNITS)}, got {floor_unit!r}")
     if not 0 <= min_area_fraction < 1:
         raise InputError(f"min_area_fraction must be in [0, 1), got {min_area_fraction}")
+    if class_prior not in CLASS_PRIORS:
+        raise InputError(f"class_prior must be one of {', '.join(CLASS_PRIORS)}, got {class_prior!r}")
+    if isinstance(split_depth, bool) or not (
+        isinstance(split_depth, (int, float)) and math.isfinite(split_depth) and split_depth >= 0
+    ):
+        raise InputError(f"split_depth must be a number >= 0 (0 = off), got {split_depth!r}")
     channel = np.asarray(channel, dtype=np.float64)
     realisation = None
     if floor_unit == "noise":
@@ -196,6 +246,12 @@ def classical_nuclei(
         level = float(threshold_otsu(above))
     labels = split_blobs(response > level, response, diameter=diameter, min_area=min_area)
     labels, n_dropped = drop_large_objects(labels, max_area_ratio)
+    if class_prior == "multiotsu":
+        labels = class_prior_filter(
+            labels, channel, polarity=resolve_polarity(channel, diameter=diameter, polarity=polarity)
+        )
+    if split_depth > 0:
+        labels = split_touching(labels > 0, depth=split_depth * diameter / 2, min_area=min_area)
     stats = instance_stats(labels)
     return {
         "labels": labels,

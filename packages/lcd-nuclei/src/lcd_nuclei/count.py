@@ -21,7 +21,8 @@ from .field import DiscoveryParams, classical_field, discover_field, nuclei_inpu
 __all__ = ["calibrate_nuclei", "count_nuclei", "resolve_calibration", "write_labels", "write_overlay"]
 
 MEASURES = ("nuclei_count", "confluency")
-#: per-field columns added to ``obs`` (without a model: no ``confluency``, no ``outside_cells_dropped``)
+#: per-field columns added to ``obs`` (without a model: no ``outside_cells_dropped``, and ``confluency``
+#: only when every field has >= 2 planes: :func:`lcd_nuclei.cell_area`)
 FIELD_COLUMNS = (
     "nuclei_count",
     "confluency",
@@ -193,7 +194,8 @@ def count_nuclei(
     model
         Checkpoint folder (``lcd-ssl export``), timm name (with ``weights``), or ``(module, config)``.
         ``None``: no ViT, only with ``nuclei_step="classical"``: the classical counter on the
-        whole field, no cell area and no confluency.
+        whole field; the cell area and confluency come from the defocus contrast of the planes
+        (:func:`lcd_nuclei.cell_area`, fields of >= 2 planes; with one plane none is measured).
     weights
         Local weights for a timm model name (``lcd_embed.load_backbone``).
     params
@@ -226,8 +228,9 @@ def count_nuclei(
         ``median_nucleus_area`` (pixels; NaN when no nucleus), ``large_objects_dropped`` (instances
         removed by the ``max_area_ratio`` size prior), ``outside_cells_dropped`` (classical objects
         outside the cell area); ``X`` = ``nuclei_count, confluency``; without a model
-        ``confluency`` and ``outside_cells_dropped`` are absent (not measured) and ``X`` is
-        ``nuclei_count``. ``uns["lcd_nuclei"]``: ``params``, ``preprocessing`` (the model-input
+        ``outside_cells_dropped`` is absent, and so is ``confluency`` (``X`` = ``nuclei_count``)
+        when the fields have one plane; ``uns["lcd_nuclei"]["confluency"]`` names the no-model
+        method and its settings. ``uns["lcd_nuclei"]``: ``params``, ``preprocessing`` (the model-input
         recipe used), ``model``, ``calibration`` (source, settings, evidence), ``failures``.
     """
     import anndata as ad
@@ -259,6 +262,7 @@ def count_nuclei(
         if not classical:
             read_planes = None if recipe.planes is None else list(recipe.planes)
     columns = [c for c in FIELD_COLUMNS if model is not None or c not in NO_MODEL]
+    several_planes: dict[bool, int] = {}  # without a model: has a cell area -> first manifest row
 
     rows, records, failures = [], [], []
     with lcd_core.progress(len(df), "counting nuclei", enabled=progress, unit="fields") as advance:
@@ -287,8 +291,17 @@ def count_nuclei(
             if overlays_dir is not None:
                 write_overlay(result, Path(overlays_dir) / f"row{i}_overlay.png")
             rows.append(i)
-            records.append({k: result[k] for k in columns})
+            records.append({k: result[k] for k in (*columns, "confluency") if k in result})
+            several_planes.setdefault("confluency" in result, i)
             advance()
+    if model is None and True in several_planes:
+        if False in several_planes:  # a column half NaN would pass unmeasured fields on silently
+            raise InputError(
+                f"manifest row {several_planes[False]} has one plane and row {several_planes[True]} "
+                "several: the confluency without a model needs >= 2 planes per field "
+                "(lcd_nuclei.cell_area); count the two kinds of field separately"
+            )
+        columns.insert(1, "confluency")
     obs = df.iloc[rows].reset_index(drop=True).copy()
     obs.insert(0, "manifest_row", rows)
     measures = pd.DataFrame.from_records(records, columns=columns)
@@ -311,7 +324,21 @@ def count_nuclei(
         info["preprocessing"] = recipe.as_dict()
         info["model"] = {k: v for k, v in config.items() if isinstance(v, str | int | float | bool)}
     else:
-        info["model"] = {"name": "none: classical counter on the whole field, confluency not measured"}
+        measured = "confluency" in columns
+        info["model"] = {
+            "name": "none: classical counter on the whole field, "
+            + (
+                "confluency from the defocus contrast (cell_area)"
+                if measured
+                else "confluency not measured (1 plane)"
+            )
+        }
+        if measured:
+            info["confluency"] = {
+                "method": "cell_area",
+                "window": float(params.cell_window),
+                "floor": float(params.cell_floor),
+            }
     adata.uns["lcd_nuclei"] = info
     if out is not None:
         write_h5ad(adata, out)

@@ -97,6 +97,11 @@ class DiscoveryParams:
     inside_cells
         ``"classical"`` with a model: drop objects whose centre lies outside the ViT's cell area
         (their number is reported as ``outside_cells_dropped``).
+    cell_window, cell_floor
+        Without a model, the cell area (and the confluency) of a field of 2 or more planes comes
+        from :func:`lcd_nuclei.cell_area`: local SD of the defocus contrast in a ``cell_window``
+        pixel square above ``cell_floor`` noise SDs (chosen on the simulated demo plate, README
+        "Confluency without a model").
     """
 
     tile_size: int | None = None
@@ -125,6 +130,8 @@ class DiscoveryParams:
     threshold_method: str = "otsu"
     floor_unit: str = "noise"
     inside_cells: bool = True
+    cell_window: float = 3.0
+    cell_floor: float = 8.0
 
     def __post_init__(self):
         for name in ("channel_planes", "defocus"):  # lists (from JSON or a dict) become tuples
@@ -154,6 +161,10 @@ class DiscoveryParams:
             raise ConfigError(f"threshold_method must be 'otsu' or 'mad', got {self.threshold_method!r}")
         if self.floor_unit not in ("noise", "mad"):
             raise ConfigError(f"floor_unit must be 'noise' or 'mad', got {self.floor_unit!r}")
+        if not (isinstance(self.cell_window, int | float) and self.cell_window >= 1):  # refuses NaN
+            raise ConfigError(f"cell_window must be at least 1 pixel, got {self.cell_window!r}")
+        if not (isinstance(self.cell_floor, int | float) and 0 < self.cell_floor < math.inf):
+            raise ConfigError(f"cell_floor must be a positive number of noise SDs, got {self.cell_floor!r}")
         if self.highpass is not None and not self.highpass > 0:
             raise ConfigError(f"highpass must be a length > 0 pixels or None, got {self.highpass!r}")
         if self.background_seed not in ("field", "tile"):
@@ -286,7 +297,7 @@ def keep_inside(labels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None) -> dict:
-    """Count the nuclei of one field with the classical counter alone (no model, no cell area).
+    """Count the nuclei of one field with the classical counter alone (no model); cell area from the planes.
 
     Parameters
     ----------
@@ -297,15 +308,19 @@ def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None)
         :class:`DiscoveryParams`; the ``"classical"`` options are used (``channel``,
         ``channel_planes``, ``defocus``, ``highpass``, ``diameter``, ``polarity``, ``floor``,
         ``threshold_method``, ``floor_unit``, ``max_area_ratio``, ``seed``), whatever
-        ``nuclei_step`` says.
+        ``nuclei_step`` says; ``cell_window`` and ``cell_floor`` for the cell area.
 
     Returns
     -------
     dict
         ``labels`` (H, W) int32, ``response`` (H, W) float64 (the band-pass in noise units),
         ``grey`` (H, W) uint8 (planes averaged, for overlays), ``nuclei_count``,
-        ``mean_nucleus_area``, ``median_nucleus_area``, ``large_objects_dropped``.
+        ``mean_nucleus_area``, ``median_nucleus_area``, ``large_objects_dropped``; for a field of
+        2 or more planes (those of ``channel_planes``) also ``cell_mask`` (H, W) bool
+        (:func:`lcd_nuclei.cell_area`) and ``confluency`` (its mean). Nuclei are counted on the
+        whole field, not only inside that mask.
     """
+    from .cellarea import cell_area
     from .channels import channel_noise, nucleus_channel
     from .classical import classical_nuclei
 
@@ -319,6 +334,11 @@ def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None)
     out = classical_nuclei(channel, noise=noise, **params.classical_options())
     shown = image[list(params.channel_planes)] if params.channel_planes and image.ndim == 3 else image
     out["grey"] = _display_grey(shown)
+    if shown.ndim == 3 and shown.shape[0] >= 2:
+        out["cell_mask"] = cell_area(
+            shown, window=params.cell_window, floor=params.cell_floor, defocus=params.defocus
+        )
+        out["confluency"] = float(out["cell_mask"].mean())
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from lcd_core import InputError
 
-__all__ = ["drop_large_objects", "instance_stats", "segment_instances"]
+__all__ = ["drop_large_objects", "instance_stats", "segment_instances", "split_touching"]
 
 
 def segment_instances(
@@ -65,6 +65,52 @@ def segment_instances(
     labels = watershed(-distance, markers, mask=mask)
     labels = _remove_small_labels(labels, min_area)
     return labels.astype(np.int32)
+
+
+def split_touching(mask: np.ndarray, *, depth: float, min_area: int = 1) -> np.ndarray:
+    """Split a mask into objects at the maxima of its distance transform deeper than ``depth``.
+
+    A neck between two touching discs makes the distance transform dip between their centres; an
+    h-maxima transform (``skimage.morphology.h_maxima``) keeps a maximum only if it rises at least
+    ``depth`` pixels above the saddle to any higher maximum, so a disc of any size gives one marker
+    and two touching discs of radius ``r`` give two when the neck is narrower than about
+    ``2 * (r - depth)``. Unlike markers a fixed distance apart (:func:`segment_instances`), this
+    splits small touching nuclei without cutting large ones. Watershed of the negated distance
+    transform from those markers (scikit-image).
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` bool mask (holes are filled).
+    depth
+        Smallest depth in pixels of a distance-transform maximum kept as a marker (> 0).
+    min_area
+        Objects under this many pixels after the split are dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` int32 labels 1..n (0 = background, and components with no maximum ``depth`` deep).
+    """
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype != bool:
+        raise InputError(f"mask must be a 2-D bool array, got {mask.dtype} of shape {mask.shape}")
+    if not depth > 0:  # also refuses NaN
+        raise InputError(f"depth must be > 0 pixels, got {depth}")
+    mask = ndi.binary_fill_holes(mask)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=np.int32)
+    distance = ndi.distance_transform_edt(mask)
+    markers, _ = ndi.label(h_maxima(distance, depth))
+    # a component whose deepest point is shallower than depth (thinner than 2 * depth: a sliver of
+    # cell outline, a fibre) gets no marker and stays background: it is not a nucleus. (Kept as one
+    # object instead, DSB fixed d 12 / split 0.5 gave r 0.81 instead of 0.88; README "Quality".)
+    labels = watershed(-distance, markers, mask=mask)
+    return _remove_small_labels(labels, max(1, int(min_area))).astype(np.int32)
 
 
 def _remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:

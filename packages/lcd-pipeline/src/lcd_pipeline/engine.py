@@ -415,7 +415,8 @@ def _nuclei(ctx: Context) -> None:
     These label-free counts feed the cell-count baseline unless the manifest carries measured counts
     (``nuclei_count``, kept as ``measured_nuclei_count`` beside lcd-nuclei's). The section's other
     keys are :class:`lcd_nuclei.DiscoveryParams` options; ``use_vit: false`` counts with the
-    classical counter alone (no cell area, no confluency).
+    classical counter alone (cell area and confluency from the planes' defocus contrast,
+    ``lcd_nuclei.cell_area``; none with one plane).
     """
     from lcd_core import show_progress
     from lcd_nuclei import count_nuclei

@@ -240,9 +240,18 @@ def _nuclei(root: Path) -> str:
     obs = adata.obs
     keys = [c for c in ("plate", "well", "fov", "timepoint") if c in obs]
     params = adata.uns.get("lcd_nuclei", {}).get("params", {})
-    how = (  # lcd-nuclei 0.3: the classical counter (inside the ViT's cell area, or alone: no confluency)
-        f"classical counter on the {params.get('channel', 'grey')} channel"
-        + (", inside the ViT's cell area" if "confluency" in obs else ", no ViT")
+    no_vit = "confluency" in adata.uns.get("lcd_nuclei", {}) or "none" in str(
+        adata.uns.get("lcd_nuclei", {}).get("model", {}).get("name", "")
+    )
+    area = (  # lcd-nuclei 0.5: without the ViT the cell area comes from the planes' defocus contrast
+        ", no ViT; cell area from the defocus contrast of the planes"
+        if no_vit and "confluency" in obs
+        else ", no ViT"
+        if no_vit
+        else ", inside the ViT's cell area"
+    )
+    how = (
+        f"classical counter on the {params.get('channel', 'grey')} channel{area}"
         if params.get("nuclei_step") == "classical"
         else "ViT attention discovery"
     )
@@ -258,7 +267,8 @@ def _nuclei(root: Path) -> str:
     ]
     truth_path = root / "plate" / "truth" / "fields.parquet"
     if truth_path.exists() and len(obs) >= 3:
-        truth = pd.read_parquet(truth_path)[[*keys, "nuclei_count"]].rename(columns={"nuclei_count": "true"})
+        fields = pd.read_parquet(truth_path)
+        truth = fields[[*keys, "nuclei_count"]].rename(columns={"nuclei_count": "true"})
         both = obs[[*keys, "nuclei_count"]].merge(truth, on=keys, how="inner")
         parts.append("<p>Against the simulator's true counts (every counted field):</p>")
         parts.append(
@@ -270,6 +280,18 @@ def _nuclei(root: Path) -> str:
                 title="counts vs truth",
             )
         )
+        if "confluency" in obs and "confluency" in fields:
+            true_conf = fields[[*keys, "confluency"]].rename(columns={"confluency": "true"})
+            conf = obs[[*keys, "confluency"]].merge(true_conf, on=keys, how="inner")
+            parts.append(
+                _agreement_scatter(
+                    conf["confluency"].to_numpy(float),
+                    conf["true"].to_numpy(float),
+                    xlabel="true confluency (simulator)",
+                    ylabel="measured confluency",
+                    title="confluency vs truth",
+                )
+            )
     measured = obs.get("measured_nuclei_count")
     if measured is not None and measured.notna().all() and len(obs) >= 3:
         parts.append("<p>Against the measured counts of the manifest:</p>")

@@ -45,12 +45,37 @@ class ReplicaCenters(nn.Module):
         result equals one process seeing the whole global batch. Replicas absent from the batch keep
         their centers. Returns the per-replica row counts of the global batch.
         """
+        sums, counts = self.sums(teacher_out, replica_ids)
+        all_reduce_sum(sums)
+        all_reduce_sum(counts)
+        return self.apply_sums(sums, counts)
+
+    @torch.no_grad()
+    def sums(self, teacher_out: torch.Tensor, replica_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-replica sums and row counts of ``teacher_out`` (this process's rows only).
+
+        Parameters
+        ----------
+        teacher_out
+            (rows, dim) teacher outputs.
+        replica_ids
+            (rows,) replica index of each row.
+        """
         n, dim = self.centers.shape
         x = teacher_out.detach().float()
         sums = torch.zeros(n, dim, dtype=torch.float32, device=x.device).index_add_(0, replica_ids, x)
         counts = torch.bincount(replica_ids, minlength=n).to(torch.float32)
-        all_reduce_sum(sums)
-        all_reduce_sum(counts)
+        return sums, counts
+
+    @torch.no_grad()
+    def apply_sums(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """EMA update from the global batch's per-replica ``sums`` and ``counts``; returns ``counts``.
+
+        Parameters
+        ----------
+        sums, counts
+            What :meth:`sums` gives, summed over processes (or chunks).
+        """
         present = counts > 0
         batch_mean = sums[present] / counts[present, None]
         self.centers[present] = self.centers[present] * self.momentum + batch_mean * (1.0 - self.momentum)

@@ -15,7 +15,16 @@ import lcd_core
 VARIANTS = ("dino", "dino+barlow", "dino+xb", "dino+barlow+xb", "pa+dino+barlow+xb")
 
 # Fields that may differ between a run and its resumption: they change how, not what, is computed.
-RUNTIME_FIELDS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "progress", "threads")
+RUNTIME_FIELDS = (
+    "device",
+    "num_workers",
+    "compile",
+    "checkpoint_every",
+    "log_every",
+    "progress",
+    "threads",
+    "batch_chunks",
+)
 #: The keys of ``TrainConfig.normalization``: the intensity and standardization part of lcd-embed's recipe.
 NORMALIZATION_KEYS = ("method", "low", "high", "per_plane", "clip", "mean", "std")
 
@@ -142,6 +151,17 @@ class TrainConfig:
         the thread count (measured: 1.9e-8 in a norm bias gradient after one step of a tiny ViT with 1
         vs 2 threads), so CPU runs are bit-identical only at the same count: set ``threads`` to make a
         run independent of the environment. A runtime option (a resumed run may change it).
+    batch_chunks
+        The global batch as this many equal chunks, one per process under torchrun (``None``: one
+        chunk per process, i.e. the number of processes). One process with ``batch_chunks=2`` runs
+        the two chunks as two DDP processes would: each chunk's forward on its own rows, the Barlow
+        term on the rows of both, each chunk's gradient halved and the two added (the teacher centers
+        likewise from the two chunk sums). A sum of two terms does not depend on its order, so that
+        run and ``torchrun --nproc_per_node 2`` give bit-identical weights at the same ``threads``
+        and device type (tests/pipeline/test_distributed.py); with one chunk the gradient of the
+        whole batch is one reduction, whose order differs from two halves added (~1e-6 in the
+        weights after 20 steps). Under torchrun it must equal the number of processes. A runtime
+        option (only float rounding changes).
     """
 
     variant: str = "dino"
@@ -197,6 +217,7 @@ class TrainConfig:
     log_every: int = 1
     progress: bool = True
     threads: int | None = None
+    batch_chunks: int | None = None
 
     # ---- derived flags -------------------------------------------------------------------------
     @property
@@ -285,6 +306,14 @@ class TrainConfig:
             raise ConfigError(f"crop_min_std must be in [0, 1], got {self.crop_min_std}")
         if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
             raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.batch_chunks is not None and (
+            isinstance(self.batch_chunks, bool)
+            or int(self.batch_chunks) < 1
+            or self.batch_size % int(self.batch_chunks)
+        ):
+            raise ConfigError(
+                f"batch_chunks must be >= 1 and divide batch_size {self.batch_size}, got {self.batch_chunks}"
+            )
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         self._check_model_kwargs()

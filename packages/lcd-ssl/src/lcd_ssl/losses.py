@@ -129,6 +129,35 @@ class MultiCropLoss(nn.Module):
         self.barlow_scale = barlow_weight * math.log(out_dim) / (1.0 - barlow_lambda)
         self.centers = ReplicaCenters(n_replicas, out_dim, momentum=center_momentum)
 
+    def dino_terms(
+        self,
+        student_out: torch.Tensor,
+        teacher_out: torch.Tensor,
+        teacher_replicas: torch.Tensor,
+        *,
+        teacher_temp: float,
+        n_student_views: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The DINO term of this process's rows, and what the Barlow term and monitoring need.
+
+        Parameters
+        ----------
+        student_out, teacher_out, teacher_replicas, teacher_temp, n_student_views
+            As in :meth:`forward`.
+
+        Returns
+        -------
+        tuple
+            ``student`` (V_s, B, D) float logits (with gradient), ``centered`` (2 * B, D) teacher
+            logits minus their centers, ``probs`` (2, B, D) teacher targets, ``dino`` (scalar).
+        """
+        b = teacher_out.shape[0] // 2
+        student = student_out.float().reshape(n_student_views, b, -1)
+        centered = self.centers.center(teacher_out.detach().float(), teacher_replicas)
+        probs = F.softmax(centered / teacher_temp, dim=-1).reshape(2, b, -1)
+        dino = dino_cross_entropy(F.log_softmax(student / self.student_temp, dim=-1), probs)
+        return student, centered, probs, dino
+
     def forward(
         self,
         student_out: torch.Tensor,
@@ -159,11 +188,14 @@ class MultiCropLoss(nn.Module):
             (V_t, B, D) for monitoring.
         """
         b = teacher_out.shape[0] // 2
-        student = student_out.float().reshape(n_student_views, b, -1)
+        student, centered, probs, dino = self.dino_terms(
+            student_out,
+            teacher_out,
+            teacher_replicas,
+            teacher_temp=teacher_temp,
+            n_student_views=n_student_views,
+        )
         teacher_out = teacher_out.detach().float()
-        centered = self.centers.center(teacher_out, teacher_replicas)
-        probs = F.softmax(centered / teacher_temp, dim=-1).reshape(2, b, -1)
-        dino = dino_cross_entropy(F.log_softmax(student / self.student_temp, dim=-1), probs)
         loss = dino
         barlow = torch.zeros((), device=dino.device)
         if self.use_barlow:

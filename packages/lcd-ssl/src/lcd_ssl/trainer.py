@@ -43,7 +43,7 @@ from .monitor import MetricsLog, normalized_std, teacher_entropy, teacher_mutual
 from .pairing import PartnerIndex, build_partner_index
 from .sampler import CrossBatchSampler
 from .schedules import Schedules
-from .step import Networks, apply_update, forward_losses
+from .step import Networks, apply_update, chunked_backward, forward_losses
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.json"
@@ -225,6 +225,11 @@ class _Run:
 def _build(data: Any, config: TrainConfig, out_dir: Path, device: torch.device) -> _Run:
     """Data (reader, partner index, crops, sampler), then the seeded model, loss, optimizer and schedules."""
     rank, world = D.rank(), D.world_size()
+    if world > 1 and config.batch_chunks not in (None, world):
+        raise ConfigError(
+            f"batch_chunks={config.batch_chunks} with {world} processes: under torchrun it must equal the "
+            "number of processes (or be unset)"
+        )
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     D.barrier()
@@ -429,8 +434,12 @@ def _train_step(run: _Run, nets: Networks, batch: dict[str, Any], epoch: int) ->
     t0 = time.perf_counter()
     crops = [c.to(device, non_blocking=True) for c in batch["crops"]]
     replicas = batch["replicas"].to(device)
-    teacher_ids = torch.cat([replicas[:, 0], replicas[:, 1]])
-    out, teacher_out = forward_losses(nets, crops, teacher_ids, float(sched.teacher_temp[step]))
+    chunks = config.batch_chunks or 1
+    if world == 1 and chunks > 1:  # the chunks as `chunks` DDP processes would run them (gradients filled)
+        out, teacher_out = chunked_backward(nets, crops, replicas, float(sched.teacher_temp[step]), chunks)
+    else:
+        teacher_ids = torch.cat([replicas[:, 0], replicas[:, 1]])
+        out, teacher_out = forward_losses(nets, crops, teacher_ids, float(sched.teacher_temp[step]))
     stats = torch.stack(
         [
             out["loss"].detach(),
@@ -452,7 +461,7 @@ def _train_step(run: _Run, nets: Networks, batch: dict[str, Any], epoch: int) ->
         )
     apply_update(
         nets,
-        out["loss"],
+        None if world == 1 and chunks > 1 else out["loss"],
         lr=float(sched.lr[step]),
         weight_decay=float(sched.weight_decay[step]),
         momentum=float(sched.momentum[step]),
