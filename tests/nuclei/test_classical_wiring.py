@@ -258,3 +258,28 @@ def test_classical_inside_the_vit_cell_area(tiny_vit, dsb_cases):
     assert everywhere["nuclei_count"] == alone["nuclei_count"] and everywhere["outside_cells_dropped"] == 0
     assert ref.max() > 0
     json.dumps(params.as_dict())  # recordable
+
+
+def test_class_prior_and_split_depth_reach_the_counter(monkeypatch):
+    """DiscoveryParams carries the counter's class prior and split (off by default) to classical_nuclei."""
+    import lcd_nuclei.classical as cl
+
+    seen = {}
+    real = cl.classical_nuclei
+
+    def spy(channel, **kwargs):
+        seen.update(kwargs)
+        return real(channel, **kwargs)
+
+    monkeypatch.setattr(cl, "classical_nuclei", spy)
+    assert DiscoveryParams().class_prior == "none" and DiscoveryParams().split_depth == 0.0
+    params = DiscoveryParams(
+        channel="tie", polarity="auto", diameter=10, class_prior="multiotsu", split_depth=0.5
+    )
+    out = classical_field(defocus_field(GRID, seed=3), params=params)
+    assert seen["class_prior"] == "multiotsu" and seen["split_depth"] == 0.5
+    assert out["nuclei_count"] == 9  # nine isolated nuclei: neither option removes or splits one
+    assert params.as_dict()["class_prior"] == "multiotsu" and params.as_dict()["split_depth"] == 0.5
+    for bad, match in (({"class_prior": "otsu"}, "class_prior"), ({"split_depth": -1}, "split_depth")):
+        with pytest.raises(ConfigError, match=match):
+            DiscoveryParams(**bad)

@@ -97,6 +97,12 @@ class DiscoveryParams:
     inside_cells
         ``"classical"`` with a model: drop objects whose centre lies outside the ViT's cell area
         (their number is reported as ``outside_cells_dropped``).
+    class_prior, split_depth
+        ``"classical"``: keep only objects in the channel's most extreme multi-Otsu class
+        (``"multiotsu"``; default ``"none"``) and re-split touching objects at distance-transform
+        maxima ``split_depth * diameter / 2`` deep (0 = off); see
+        :func:`lcd_nuclei.classical_nuclei`. Off by default: on DSB they help only with a choice
+        made on the same 8 images (README "Quality").
     cell_window, cell_floor
         Without a model, the cell area (and the confluency) of a field of 2 or more planes comes
         from :func:`lcd_nuclei.cell_area`: local SD of the defocus contrast in a ``cell_window``
@@ -130,6 +136,8 @@ class DiscoveryParams:
     threshold_method: str = "otsu"
     floor_unit: str = "noise"
     inside_cells: bool = True
+    class_prior: str = "none"
+    split_depth: float = 0.0
     cell_window: float = 3.0
     cell_floor: float = 8.0
 
@@ -161,6 +169,12 @@ class DiscoveryParams:
             raise ConfigError(f"threshold_method must be 'otsu' or 'mad', got {self.threshold_method!r}")
         if self.floor_unit not in ("noise", "mad"):
             raise ConfigError(f"floor_unit must be 'noise' or 'mad', got {self.floor_unit!r}")
+        if self.class_prior not in ("none", "multiotsu"):
+            raise ConfigError(f"class_prior must be 'none' or 'multiotsu', got {self.class_prior!r}")
+        if isinstance(self.split_depth, bool) or not (
+            isinstance(self.split_depth, int | float) and 0 <= self.split_depth < math.inf
+        ):
+            raise ConfigError(f"split_depth must be a number >= 0 (0 = off), got {self.split_depth!r}")
         if not (isinstance(self.cell_window, int | float) and self.cell_window >= 1):  # refuses NaN
             raise ConfigError(f"cell_window must be at least 1 pixel, got {self.cell_window!r}")
         if not (isinstance(self.cell_floor, int | float) and 0 < self.cell_floor < math.inf):
@@ -209,6 +223,8 @@ class DiscoveryParams:
             "threshold_method": self.threshold_method,
             "floor_unit": self.floor_unit,
             "max_area_ratio": self.max_area_ratio,
+            "class_prior": self.class_prior,
+            "split_depth": float(self.split_depth),
             "seed": int(self.seed),
         }
 
