@@ -74,6 +74,14 @@ CASES = [
     ),
     Case("count-huge_pixels", "huge-values", COUNT % "manifest_huge_pixels", names=("field1.tif",)),
     Case("count-zero_field", "constant", COUNT % "manifest_zero_field", expect="works", check=_counted()),
+    # without a model the confluency comes from the planes' defocus contrast, undefined on an all-zero
+    # field (a lamp or camera failure, not a field without cells): named, not counted as 0 % confluent
+    Case(
+        "count-zero_field-no_model",
+        "constant",
+        "count {manifest_zero_field} -o {out}/counts.h5ad",
+        names=("field1.tif", "median intensity"),
+    ),
     Case(
         "count-empty_meta",
         "missing-column",

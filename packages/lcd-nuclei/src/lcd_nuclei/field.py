@@ -312,7 +312,9 @@ def keep_inside(labels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
     return ids[labels], int(present.sum() - keep.sum())
 
 
-def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None) -> dict:
+def classical_field(
+    image: np.ndarray, *, params: DiscoveryParams | None = None, cell_area: bool = True
+) -> dict:
     """Count the nuclei of one field with the classical counter alone (no model); cell area from the planes.
 
     Parameters
@@ -325,6 +327,8 @@ def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None)
         ``channel_planes``, ``defocus``, ``highpass``, ``diameter``, ``polarity``, ``floor``,
         ``threshold_method``, ``floor_unit``, ``max_area_ratio``, ``seed``), whatever
         ``nuclei_step`` says; ``cell_window`` and ``cell_floor`` for the cell area.
+    cell_area
+        Also measure the cell area from the planes (``False`` when a model gives it: the ViT path).
 
     Returns
     -------
@@ -336,7 +340,7 @@ def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None)
         (:func:`lcd_nuclei.cell_area`) and ``confluency`` (its mean). Nuclei are counted on the
         whole field, not only inside that mask.
     """
-    from .cellarea import cell_area
+    from .cellarea import cell_area as planes_cell_area
     from .channels import channel_noise, nucleus_channel
     from .classical import classical_nuclei
 
@@ -350,8 +354,8 @@ def classical_field(image: np.ndarray, *, params: DiscoveryParams | None = None)
     out = classical_nuclei(channel, noise=noise, **params.classical_options())
     shown = image[list(params.channel_planes)] if params.channel_planes and image.ndim == 3 else image
     out["grey"] = _display_grey(shown)
-    if shown.ndim == 3 and shown.shape[0] >= 2:
-        out["cell_mask"] = cell_area(
+    if cell_area and shown.ndim == 3 and shown.shape[0] >= 2:
+        out["cell_mask"] = planes_cell_area(
             shown, window=params.cell_window, floor=params.cell_floor, defocus=params.defocus
         )
         out["confluency"] = float(out["cell_mask"].mean())
@@ -481,7 +485,7 @@ def discover_field(
     n_outside = 0
     if classical:
         # the channel from the raw planes (all of them unless the caller read the recipe's only)
-        counted = classical_field(image, params=params)
+        counted = classical_field(image, params=params, cell_area=False)  # the ViT gives the cell area
         labels, n_dropped = counted["labels"], counted["large_objects_dropped"]
         if params.inside_cells:
             labels, n_outside = keep_inside(labels, cell_mask)
