@@ -240,15 +240,13 @@ def _nuclei(root: Path) -> str:
     obs = adata.obs
     keys = [c for c in ("plate", "well", "fov", "timepoint") if c in obs]
     params = adata.uns.get("lcd_nuclei", {}).get("params", {})
-    no_vit = "confluency" in adata.uns.get("lcd_nuclei", {}) or "none" in str(
-        adata.uns.get("lcd_nuclei", {}).get("model", {}).get("name", "")
-    )
-    area = (  # lcd-nuclei 0.5: without the ViT the cell area comes from the planes' defocus contrast
-        ", no ViT; cell area from the defocus contrast of the planes"
-        if no_vit and "confluency" in obs
+    no_vit = str(adata.uns.get("lcd_nuclei", {}).get("model", {}).get("name", "")).startswith("none")
+    area = (  # lcd-nuclei 0.4: without the ViT the cell area comes from the planes' defocus contrast
+        ", inside the ViT's cell area"
+        if not no_vit
+        else ", no ViT; cell area from the defocus contrast of the planes"
+        if "confluency" in obs
         else ", no ViT"
-        if no_vit
-        else ", inside the ViT's cell area"
     )
     how = (
         f"classical counter on the {params.get('channel', 'grey')} channel{area}"
