@@ -12,10 +12,17 @@ Channels, each computed on the whole 1024² acquisition and then cut into the fi
   planes; which ISL planes correspond to its ±3.6 µm is unknown, so several spans are reported);
 - ``TIE a/b``: :func:`lcd_nuclei.tie.tie_phase` of the same planes, ``highpass`` in the grid.
 
-Counter: :func:`lcd_nuclei.classical.classical_nuclei`. Each channel row gives
+Counter: :func:`lcd_nuclei.classical.classical_nuclei`. ``--floor-unit noise`` (default since
+0.5.0 of this script; the counter's default unit): each channel is computed by the package's own
+``nucleus_channel`` with its defaults (TIE high-pass 4 x diameter) and its floor is counted in SDs of
+the channel's noise (``channel_noise``, one realisation per ``--noise-seeds`` seed; the first seed's
+rows are the main table, the others show how much the draw moves them), grid ``NOISE_GRID``.
+``--floor-unit mad`` reproduces phase 1's table (robust SDs of each field's response,
+``COUNTER_GRID``, highpass {64, 32, 128}). Each channel row gives
 
 - ``fixed``: diameter 20 px (what a user would enter for this objective: the DAPI nuclei are
-  ~22 px across), polarity ``auto``, the counter's other defaults, highpass 64 — no choice made
+  ~22 px across), polarity ``auto``, the counter's other defaults, highpass 64 (noise unit: the
+  package default 4 x diameter = 80) — no choice made
   on any reference;
 - ``LOFO``: for each field, every option (grid below) chosen on the 15 other fields by the
   smallest mean absolute count error against their DAPI counts (``--criterion mae``) or the
@@ -31,7 +38,8 @@ with the TIE channel as the input image (``--vit-tie``, highpass 64).
 Finally the stain-calibrated learning curve: for the channel with the best LOFO r, how many
 stained fields it takes (random draws) for the chosen option to reach r >= 0.8 on the rest.
 
-Usage: ``python benchmarks/nuclei_defocus.py [--tiles 4] [--seeds 0 1 2] [--steps 600] [--no-vit]``
+Usage: ``python benchmarks/nuclei_defocus.py [--tiles 4] [--seeds 0 1 2] [--steps 600] [--no-vit]
+[--criterion mae|ccc] [--floor-unit noise|mad] [--noise-seeds 0 1 2] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -73,6 +81,77 @@ def channels(planes):
     return out
 
 
+#: ``--floor-unit noise`` (the package default since 0.3.0): channels through the package's own
+#: ``nucleus_channel`` with its defaults (TIE high-pass 4 x diameter), each with its noise realisation
+#: from ``channel_noise`` (what ``lcd-nuclei count`` does); floors in noise SDs
+#: (``lcd_nuclei.calibrate.FLOORS``); the first option of every list is the fixed default.
+NOISE_GRID = {
+    "diameter": [20, 12, 16, 24],
+    "polarity": ["auto", "bright", "dark"],
+    "floor": [6.0, 3.0, 10.0, 20.0],
+    "split_depth": [0.0, 0.5],
+}
+
+
+def noise_specs():
+    """Name -> ``nucleus_channel`` options of the channels compared (plane indices of z00..z12)."""
+    specs = {"z06 (in focus)": {"channel": "grey", "planes": [6]}}
+    for name, (a, b) in PLANE_SETS.items():
+        sel, z = [a, 6, b], [a - 6.0, 0.0, b - 6.0]
+        specs[f"defocus {name}"] = {"channel": "defocus", "planes": sel, "defocus": z}
+        specs[f"TIE {name}"] = {"channel": "tie", "planes": sel, "defocus": z}
+    z13 = [z - 6.0 for z in range(13)]
+    specs["defocus all 13"] = {"channel": "defocus", "planes": list(range(13)), "defocus": z13}
+    specs["TIE all 13"] = {"channel": "tie", "planes": list(range(13)), "defocus": z13}
+    return specs
+
+
+def classical_rows_noise(planes, fields, refs, noise_seed=0):
+    """As :func:`classical_rows`, with the noise floor unit: every option gets its channel's noise."""
+    from lcd_nuclei.channels import channel_noise, nucleus_channel
+    from lcd_nuclei.classical import classical_nuclei
+
+    results, matrices = [], {}
+    for name, spec in noise_specs().items():
+        t0 = time.perf_counter()
+        metrics, labels, cache = [], [], {}
+        for opts in grid(**NOISE_GRID):
+            hp = 4.0 * opts["diameter"] if spec["channel"] == "tie" else None  # the package default
+            if hp not in cache:
+                cache[hp] = (
+                    nucleus_channel(planes, **spec, highpass=hp),
+                    channel_noise(planes, **spec, highpass=hp, seed=noise_seed),
+                )
+            channel, noise = cache[hp]
+            metrics.append(
+                [
+                    field_metrics(classical_nuclei(channel[f], noise=noise[f], **opts)["labels"], ref)
+                    for f, ref in zip(fields, refs, strict=True)
+                ]
+            )
+            labels.append({"highpass": hp, **opts})
+        results.append(_row(name, metrics, labels, time.perf_counter() - t0))
+        matrices[name] = (metrics, labels)
+    return results, matrices
+
+
+def _row(name, metrics, labels, seconds):
+    chosen, held = loo_select(metrics, CRITERION)
+    best = int(np.argmin([summarize(m)["mae"] for m in metrics]))
+    picked = sorted({json.dumps(labels[c], sort_keys=True) for c in chosen})
+    return {
+        "channel": name,
+        "fixed": summarize(metrics[0]),
+        "LOFO": summarize(held),
+        "best on all": summarize(metrics[best]),
+        "best option": labels[best],
+        "LOFO choices": picked[:4],
+        "n_choices": len(picked),
+        "seconds": round(seconds, 1),
+        "candidates": len(metrics),
+    }
+
+
 def classical_rows(chans, fields, refs):
     from lcd_nuclei.classical import classical_nuclei
 
@@ -88,27 +167,8 @@ def classical_rows(chans, fields, refs):
                 ]
                 metrics.append(per_field)
                 labels.append({"highpass": hp, **opts})
-        seconds = time.perf_counter() - t0
-        fixed = summarize(metrics[0])
-        _, held = loo_select(metrics, CRITERION)
-        chosen, _ = loo_select(metrics, CRITERION)
-        loo = summarize(held)
-        best = int(np.argmin([summarize(m)["mae"] for m in metrics]))
         matrices[name] = (metrics, labels)
-        picked = sorted({json.dumps(labels[c], sort_keys=True) for c in chosen})
-        results.append(
-            {
-                "channel": name,
-                "fixed": fixed,
-                "LOFO": loo,
-                "best on all": summarize(metrics[best]),
-                "best option": labels[best],
-                "LOFO choices": picked[:4],
-                "n_choices": len(picked),
-                "seconds": round(seconds, 1),
-                "candidates": len(metrics),
-            }
-        )
+        results.append(_row(name, metrics, labels, time.perf_counter() - t0))
     return results, matrices
 
 
@@ -190,6 +250,19 @@ def main() -> None:
     )
     parser.add_argument("--vit-tie", default="TIE 3/9", help="TIE channel given to the ViT rows (hp 64)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
+    parser.add_argument(
+        "--floor-unit",
+        choices=["noise", "mad"],
+        default="noise",
+        help="noise: the package default (each channel's noise through channel_noise); mad: phase 1's unit",
+    )
+    parser.add_argument(
+        "--noise-seeds",
+        type=int,
+        nargs="*",
+        default=[0, 1, 2],
+        help="--floor-unit noise: the fixed and LOFO rows are repeated for these noise realisations",
+    )
     args = parser.parse_args()
     global CRITERION
     CRITERION = args.criterion
@@ -209,7 +282,13 @@ def main() -> None:
     t0 = time.perf_counter()
     chans = channels(planes)
     print(f"channels computed on the 1024² image in {time.perf_counter() - t0:.1f} s", flush=True)
-    results, matrices = classical_rows(chans, fields, refs)
+    seed_rows = {}
+    if args.floor_unit == "noise":
+        results, matrices = classical_rows_noise(planes, fields, refs, noise_seed=args.noise_seeds[0])
+        for seed in args.noise_seeds[1:]:  # the floor's noise realisation is a draw: how much does it move?
+            seed_rows[seed] = classical_rows_noise(planes, fields, refs, noise_seed=seed)
+    else:
+        results, matrices = classical_rows(chans, fields, refs)
     otsu = [field_metrics(reference_from_stain(planes[6][f]), r) for f, r in zip(fields, refs, strict=True)]
     otsu_dark = [
         field_metrics(reference_from_stain(-planes[6][f]), r) for f, r in zip(fields, refs, strict=True)
@@ -241,6 +320,17 @@ def main() -> None:
     for p in picked:
         print(f"{'':32s}{p}")
     pooled_summary = summarize(held)
+    seed_summary = {}
+    for seed, (rows_s, matrices_s) in seed_rows.items():
+        pooled_s = [m for metrics, _ in matrices_s.values() for m in metrics]
+        pooled_s_summary = summarize(loo_select(pooled_s, CRITERION)[1])
+        seed_summary[seed] = {"classical": rows_s, "pooled_lofo": pooled_s_summary}
+        print(f"\nnoise realisation seed {seed}:")
+        for row in rows_s:
+            print(
+                f"{row['channel']:18s} fixed r {row['fixed']['pearson_r']:.2f}  LOFO r {row['LOFO']['pearson_r']:.2f}"
+            )
+        print(f"{'ALL channels pooled':18s} LOFO {fmt(pooled_s_summary)}", flush=True)
 
     ref = np.array(ref_counts, float)
     sizes = [s for s in (1, 2, 3, 4, 6, 8, 12) if s <= len(fields) - 3]
@@ -292,6 +382,8 @@ def main() -> None:
                 "pooled_choices": picked,
                 "curves": curves,
                 "vit": vit,
+                "floor_unit": args.floor_unit,
+                "noise_seeds": seed_summary,
             },
             args.out,
         )
