@@ -19,19 +19,25 @@ _CUBE_MAX_POS = 16
 TIE_TOL = 1e-12
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
+def squared_norms(x: np.ndarray) -> np.ndarray:
+    """Row sums of squares, the first pass of :func:`l2_normalize` (pass them back to skip it)."""
+    return np.einsum("ij,ij->i", x, x)
+
+
+def l2_normalize(x: np.ndarray, sq: np.ndarray | None = None) -> np.ndarray:
     """Return a float64 copy of `x` with unit-norm rows (callers refuse zero rows beforehand).
 
     A row whose squared entries could overflow or underflow (largest absolute value above 1e150 or
     below 1e-150) is first divided by that value: a row holding 1e300 became a zero vector when its
     squared norm was inf, and 1e-200 squares to 0. Cosine similarity does not depend on a row's
-    scale; the other rows skip the extra pass.
+    scale; the other rows skip the extra pass. ``sq``: :func:`squared_norms` of `x` when the caller has
+    them (the input checks use them), else computed here.
     """
     x = np.asarray(x, dtype=np.float64)
     # screen on the squared norms (one pass, no copy): a row with max |x| > 1e150 has a sum of squares
     # above 1e300, one with max |x| < 1e-150 below d * 1e-300; only screened rows get the exact rule.
     # Measured at 100k x 384: 0.09 s -> 0.04 s; results bit-identical (same operations per row).
-    sq = np.einsum("ij,ij->i", x, x)
+    sq = squared_norms(x) if sq is None else np.array(sq, dtype=np.float64, copy=True)
     screen = np.flatnonzero(~((sq <= 1e299) & (sq >= x.shape[1] * 1e-300)))
     risky = np.zeros(0, dtype=np.int64)
     if screen.size:

@@ -26,7 +26,6 @@ import pandas as pd
 from lcd_core import (
     InputError,
     as_list,
-    check_finite,
     check_keys,
     control_mask,
     group_codes,
@@ -36,7 +35,7 @@ from scipy.special import digamma
 
 from . import kernels
 from ._options import check_int, check_real, check_seed
-from ._profiles import check_nonzero, profiles
+from ._profiles import checked_unit_rows, profiles
 from .pairs import encode, parse_rules, rank_profiles
 from .pvalues import group_pvalues, hierarchical_fdr
 
@@ -192,9 +191,7 @@ def _average_precision(
         obs, X = obs.loc[keep], X[keep]
     check_keys(obs, rules.columns, source=source)
     # only the rows that take part are checked: a NaN in a row the rule filters dropped does not matter
-    check_finite(X, obs.index, where)
-    check_nonzero(X, obs.index, where)
-    xn = kernels.l2_normalize(X)
+    xn = checked_unit_rows(X, obs.index, where)
     codes = encode(obs, rules.columns)
     labels, label_names = None, None
     if multilabel_col is not None:
