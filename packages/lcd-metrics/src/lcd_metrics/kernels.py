@@ -142,11 +142,14 @@ def _ap_by_counting(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     n_pos = valid.sum(axis=1)
     order = -np.sort(np.where(valid, -pos, np.inf), axis=1)  # descending, padding (-inf) last
     n_above = np.zeros(order.shape, dtype=np.int64)
-    # chunk over queries so the (q, k, m) comparison cube stays small
-    step = max(1, BLOCK_ELEMENTS // max(1, order.shape[1] * neg.shape[1]))
-    for start in range(0, order.shape[0], step):
-        stop = start + step
-        n_above[start:stop] = (neg[start:stop, None, :] > order[start:stop, :, None]).sum(axis=2)
+    # one (queries x negatives) comparison per positive column, summed as bytes into a 16-bit count
+    # (32-bit past 65,535 negatives): the same counts as summing a (q, k, m) boolean cube into int64,
+    # 2.4 -> 1.2 ms for 2.7k queries x 3 positives x 304 negatives (bool -> int64 was the cost)
+    acc = np.uint16 if neg.shape[1] < 1 << 16 else np.uint32
+    above = np.empty(neg.shape, dtype=bool)
+    for j in range(order.shape[1]):
+        np.greater(neg, order[:, j, None], out=above)
+        n_above[:, j] = np.add.reduce(above.view(np.uint8), axis=1, dtype=acc)
     j = np.arange(1, order.shape[1] + 1, dtype=np.float64)
     prec = np.where(np.arange(order.shape[1]) < n_pos[:, None], j / (j + n_above), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,0 +1,251 @@
+"""The AP step's fast paths, each taken and each falling back, against a naive copairs oracle and against
+the general computation they replace (bit for bit where the code claims the same bits)."""
+
+import lcd_metrics as lm
+import numpy as np
+import pandas as pd
+import pytest
+from lcd_core import InputError, check_finite
+from lcd_metrics import kernels, pairs
+from lcd_metrics._profiles import check_nonzero, checked_unit_rows
+
+
+def naive_ap(pos, neg):
+    """Decreasing similarity, positives ahead of negatives on ties; mean precision at each positive."""
+    items = sorted([(s, 0) for s in pos] + [(s, 1) for s in neg], key=lambda t: (-t[0], t[1]))
+    hits, total = 0, 0.0
+    for rank, (_, is_neg) in enumerate(items, start=1):
+        if not is_neg:
+            hits += 1
+            total += hits / rank
+    return total / len(pos)
+
+
+def naive_table(obs, X, pos_sameby=(), pos_diffby=(), neg_sameby=(), neg_diffby=()):
+    """copairs' rules pair by pair (one query at a time): (AP, n_pos, n_total) per row."""
+    cols = {c: obs[c].to_numpy() for c in {*pos_sameby, *pos_diffby, *neg_sameby, *neg_diffby}}
+    xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    out = []
+    for i in range(len(obs)):
+        other = np.arange(len(obs)) != i
+        pos, neg = other.copy(), other.copy()
+        for c in pos_sameby:
+            pos &= cols[c] == cols[c][i]
+        for c in pos_diffby:
+            pos &= cols[c] != cols[c][i]
+        for c in neg_sameby:
+            neg &= cols[c] == cols[c][i]
+        for c in neg_diffby:
+            neg &= cols[c] != cols[c][i]
+        sims = xn @ xn[i]
+        ps, ns = sims[pos].tolist(), sims[neg].tolist()
+        ap = np.nan if not ps else (1.0 if not ns else naive_ap(ps, ns))
+        out.append((ap, len(ps), len(ps) + len(ns)))
+    return np.array(out)
+
+
+def plates(n_plates=5, n_ctrl=6, n_comp=9, reps=3, seed=0, d=16):
+    """Compounds with `reps` wells on consecutive plates, `n_ctrl` DMSO wells per plate."""
+    rng = np.random.default_rng(seed)
+    rows = [("DMSO", f"P{p}") for p in range(n_plates) for _ in range(n_ctrl)]
+    rows += [(f"C{c}", f"P{(c + r) % n_plates}") for c in range(n_comp) for r in range(reps)]
+    obs = pd.DataFrame(rows, columns=["compound", "plate"])
+    X = rng.normal(size=(len(obs), d))
+    return obs, X
+
+
+def check_against_naive(obs, X, **rules):
+    ours = lm.average_precision(obs, X, **rules)
+    ref_rules = dict(rules)
+    if "control" in ref_rules:  # the recipe spelled out for the oracle
+        ctrl = obs.eval(ref_rules.pop("control")).to_numpy()
+        obs = obs.assign(ref=np.where(ctrl, np.arange(len(obs)), -1))
+        ref_rules["pos_sameby"] = [*ref_rules["pos_sameby"], "ref"]
+        ref_rules["neg_diffby"] = [*ref_rules.get("neg_diffby", []), "ref"]
+    expected = naive_table(obs, X, **ref_rules)
+    np.testing.assert_array_equal(ours["n_pos_pairs"].to_numpy(), expected[:, 1])
+    np.testing.assert_array_equal(ours["n_total_pairs"].to_numpy(), expected[:, 2])
+    np.testing.assert_allclose(
+        ours["average_precision"].to_numpy(), expected[:, 0], atol=1e-12, equal_nan=True
+    )
+
+
+class Spy:
+    def __init__(self, monkeypatch, name):
+        self.calls = 0
+        real = getattr(pairs, name)
+
+        def wrapped(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(pairs, name, wrapped)
+
+
+@pytest.mark.parametrize("neg_sameby", [[], ["plate"]])
+def test_control_recipe_takes_the_maskless_path_and_matches_naive(monkeypatch, neg_sameby):
+    """Compound wells against DMSO (all of it or the query's plate): every block part's candidates are
+    negatives of every query, so no pair mask is built; the counts and AP equal the pair loop."""
+    obs, X = plates(n_plates=2, n_ctrl=10, n_comp=400, reps=2)  # 400 compound wells per plate
+    fast, mask = Spy(monkeypatch, "_score_all_negatives"), Spy(monkeypatch, "_pair_mask")
+    monkeypatch.setattr(pairs, "_CELLS_PER_BLOCK", 1 << 21)
+    check_against_naive(
+        obs,
+        X,
+        pos_sameby=["compound"],
+        neg_sameby=neg_sameby,
+        neg_diffby=["compound"],
+        control="compound == 'DMSO'",
+    )
+    assert fast.calls > 0
+    if not neg_sameby:  # with plates, the block that holds the end of one and the start of the next
+        assert mask.calls == 0  # compares with the controls of both: that block takes the mask
+
+
+def test_blocks_over_several_plates_fall_back_to_the_mask_and_match_naive(monkeypatch):
+    """With small plates a block of 256 queries spans several plates: its candidates (the controls of
+    all of them) are not negatives of every query; the mask path runs and gives the naive answer."""
+    obs, X = plates(n_plates=40, n_ctrl=3, n_comp=120, reps=3, seed=1)
+    mask = Spy(monkeypatch, "_pair_mask")
+    check_against_naive(
+        obs,
+        X,
+        pos_sameby=["compound"],
+        neg_sameby=["plate"],
+        neg_diffby=["compound"],
+        control="compound == 'DMSO'",
+    )
+    assert mask.calls > 0
+
+
+def test_rules_without_diffby_fall_back_and_match_naive(monkeypatch):
+    """Negatives by neg_sameby alone: a query is among its own candidates, so the precondition fails
+    (a partner may be positive and negative at once, as in copairs)."""
+    obs, X = plates(seed=2)
+    assert not pairs._all_negatives(
+        {"plate": pd.factorize(obs["plate"], sort=True)[0].astype(np.int64)},
+        np.array([0, 1]),
+        np.arange(6),
+        pairs.PairRules(("plate",), (), ("plate",), ()),
+    )
+    mask = Spy(monkeypatch, "_pair_mask")
+    check_against_naive(obs, X, pos_sameby=["compound"], neg_sameby=["plate"])
+    assert mask.calls > 0
+
+
+def test_overlapping_diffby_values_fall_back_and_match_naive(monkeypatch):
+    """neg_diffby values shared between queries and candidates (other compounds at the same dose)."""
+    obs, X = plates(n_plates=3, n_ctrl=0, n_comp=12, reps=4, seed=3)
+    obs["dose"] = np.arange(len(obs)) % 2
+    mask = Spy(monkeypatch, "_pair_mask")
+    check_against_naive(
+        obs, X, pos_sameby=["compound"], pos_diffby=["plate"], neg_sameby=["dose"], neg_diffby=["compound"]
+    )
+    assert mask.calls > 0
+
+
+def test_sub_blocks_with_many_candidates_match_naive(monkeypatch):
+    """A tiny cell budget splits blocks into sub-blocks (the block's candidates decide the split)."""
+    monkeypatch.setattr(pairs, "_CELLS_PER_BLOCK", 64)
+    obs, X = plates(n_plates=6, n_ctrl=5, n_comp=30, seed=4)
+    check_against_naive(
+        obs, X, pos_sameby=["compound"], neg_diffby=["compound"], control="compound == 'DMSO'"
+    )
+    check_against_naive(obs, X, pos_sameby=["compound"], neg_sameby=["plate"], neg_diffby=["compound"])
+
+
+def test_all_negatives_precondition_each_rule():
+    codes = {"a": np.array([0, 0, 1, 1, 2]), "b": np.array([5, 5, 5, 6, 5])}
+    rules = pairs.PairRules(("a",), (), ("b",), ("a",))
+    # same b (5) everywhere, disjoint a: all true
+    assert pairs._all_negatives(codes, np.array([0, 1]), np.array([2, 4]), rules)
+    assert pairs._all_negatives(codes, np.array([0]), np.zeros(0, dtype=np.int64), rules)
+    assert not pairs._all_negatives(codes, np.array([0, 1]), np.array([2, 3]), rules)  # b differs
+    assert not pairs._all_negatives(codes, np.array([0, 2]), np.array([1, 4]), rules)  # a shared
+    # several query values: the lookup table branch
+    rules2 = pairs.PairRules(("a",), (), (), ("a",))
+    assert pairs._all_negatives(codes, np.array([0, 2]), np.array([4]), rules2)
+    assert not pairs._all_negatives(codes, np.array([0, 2]), np.array([3, 4]), rules2)
+
+
+def test_group_products_are_the_einsum_bits():
+    rng = np.random.default_rng(0)
+    for g in (2, 3, 4, 8, 9, 12):
+        x = rng.normal(size=(37 * g, 48))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        xg = x.reshape(37, g, 48)
+        ours = pairs._group_products(xg)
+        ref = np.einsum("mgd,mhd->mgh", xg, xg)
+        off = ~np.eye(g, dtype=bool)
+        assert np.array_equal(ours[:, off], ref[:, off])
+        assert np.isnan(ours[:, ~off]).all()
+        # and each equals the pairwise einsum of the two rows (the positives' definition)
+        assert np.array_equal(ours[:, 0, 1], np.einsum("ij,ij->i", xg[:, 0].copy(), xg[:, 1].copy()))
+
+
+def test_rows_view_only_for_runs_and_same_products():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 64))
+    run = np.arange(100, 356)
+    v = pairs._rows(x, run)
+    assert np.shares_memory(v, x) and np.array_equal(v, x[run])
+    assert np.array_equal(pairs._rows(x, run.reshape(64, 4)), x[run.reshape(64, 4)])
+    other = np.r_[np.arange(100, 200), np.arange(201, 357)]
+    assert not np.shares_memory(pairs._rows(x, other), x)
+    assert not np.shares_memory(pairs._rows(x, run[::-1]), x)
+    assert pairs._rows(x, np.zeros(0, dtype=np.int64)).shape == (0, 64)
+    c = x[:38].copy()
+    assert np.array_equal(kernels.cosine_block(v, c), kernels.cosine_block(x[run], c))
+
+
+def _counting_by_cube(pos, neg):
+    """The counting AP as written before (a (q, k, m) boolean cube summed into int64)."""
+    valid = ~np.isnan(pos)
+    n_pos = valid.sum(axis=1)
+    order = -np.sort(np.where(valid, -pos, np.inf), axis=1)
+    n_above = (neg[:, None, :] > order[:, :, None]).sum(axis=2)
+    j = np.arange(1, order.shape[1] + 1, dtype=np.float64)
+    prec = np.where(np.arange(order.shape[1]) < n_pos[:, None], j / (j + n_above), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return prec.sum(axis=1) / n_pos
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counting_kernel_equals_the_cube_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    pos = np.round(rng.normal(size=(200, 6)), 1)  # ties with the negatives on purpose
+    pos[rng.random(pos.shape) < 0.3] = np.nan
+    neg = np.round(rng.normal(size=(200, 70)), 1)
+    neg[rng.random(neg.shape) < 0.2] = -np.inf
+    got, want = kernels._ap_by_counting(pos, neg), _counting_by_cube(pos, neg)
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_checked_unit_rows_equals_the_three_calls():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 8))
+    X[3] *= 1e300  # overflowing squares: the sum is inf, the row is finite
+    X[4] *= 1e-200  # underflowing squares: the sum is 0, the row is not zero
+    ids = pd.Index([f"r{i}" for i in range(50)])
+    assert np.array_equal(checked_unit_rows(X, ids, "X"), kernels.l2_normalize(X))
+    for bad, exc_from in ((np.nan, check_finite), (np.inf, check_finite), (0.0, check_nonzero)):
+        Y = X.copy()
+        if bad == 0.0:
+            Y[[7, 9]] = 0.0
+        else:
+            Y[7, 2] = bad
+        with pytest.raises(InputError) as ours:
+            checked_unit_rows(Y, ids, "X")
+        with pytest.raises(InputError) as theirs:
+            if exc_from is check_nonzero:
+                check_finite(Y, ids, "X")
+            exc_from(Y, ids, "X")
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_groups_of_sorted_and_unsorted_rows():
+    codes = {"p": np.array([2, 0, 1, 0, 2, 1, 1])}
+    g = pairs._Groups(codes, ["p"], 7)
+    assert g.groups_of(np.array([1, 3, 2, 5, 0])).tolist() == [0, 1, 2]  # sorted by group: runs
+    assert g.groups_of(np.array([0, 1, 2])).tolist() == [0, 1, 2]  # not sorted: unique
+    assert g.rows_of(np.array([0, 1])).tolist() == [0, 1, 3, 4]
