@@ -249,3 +249,19 @@ def test_groups_of_sorted_and_unsorted_rows():
     assert g.groups_of(np.array([1, 3, 2, 5, 0])).tolist() == [0, 1, 2]  # sorted by group: runs
     assert g.groups_of(np.array([0, 1, 2])).tolist() == [0, 1, 2]  # not sorted: unique
     assert g.rows_of(np.array([0, 1])).tolist() == [0, 1, 3, 4]
+
+
+def test_unit_rows_taken_equal_the_normalized_matrix_bit_for_bit():
+    """Rows divided when taken (runs, gathers, 2-D index) are the rows of l2_normalize; a matrix with a
+    row that needs rescaling gets l2_normalize itself."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 24)) * rng.uniform(0.01, 100, size=(300, 1))
+    xn = kernels.unit_rows(X)
+    assert isinstance(xn, kernels.UnitRows) and len(xn) == 300
+    ref = kernels.l2_normalize(X)
+    for idx in (np.arange(40, 90), rng.permutation(300)[:77], np.arange(8, 48).reshape(10, 4), np.array([5])):
+        assert np.array_equal(xn.take(idx), ref[idx])
+    assert np.array_equal(kernels.dense(xn), ref)
+    X[7] *= 1e200
+    assert isinstance(kernels.unit_rows(X), np.ndarray)
+    assert np.array_equal(kernels.unit_rows(X), kernels.l2_normalize(X))

@@ -546,10 +546,11 @@ def _blocked_null(state: dict, null_blocks: list[str], null_size: int, seed: int
     obs = state["obs"]
     check_keys(obs, null_blocks, source=state["source"])
     block_codes, _ = group_codes(obs, null_blocks)
+    xn = kernels.dense(state["xn"])
 
     def pvalues(rows: np.ndarray, group_ids: np.ndarray, mean_ap: np.ndarray) -> np.ndarray:
         return blocked_pvalues(
-            state["xn"],
+            xn,
             state["codes"],
             state["rules"],
             block_codes,

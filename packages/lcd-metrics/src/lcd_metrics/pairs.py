@@ -232,7 +232,7 @@ def _grouped_positives(
         step = max(1, _GROUP_CHUNK // g)  # rows gathered at once: a few MB, reused from cache
         for s in range(0, starts.size, step):
             idx = groups.order[starts[s : s + step, None] + np.arange(g)]  # (groups, g) rows
-            xg = _rows(xn, idx)
+            xg = _take(xn, idx)
             sims = _group_products(xg)
             valid = ~np.eye(g, dtype=bool)[None].repeat(idx.shape[0], axis=0)
             for c in rules.pos_diffby:
@@ -348,12 +348,12 @@ def _score_block(
         idx = np.flatnonzero(neg_h.any(axis=0))
         used = neg_cols[idx]
         if cache.get("cols") is None or not np.array_equal(cache["cols"], used):
-            cache["cols"], cache["x"] = used, xn[used]
+            cache["cols"], cache["x"] = used, _take(xn, used)
         if "threads" in cache:
             dense = not grouped and pos.mean() >= _GATHER_DENSITY
             product = max(used.size, pos_cols.size if dense else 0)
             cache["threads"].set(2.0 * int(has.sum()) * product * xn.shape[1])
-        neg_sims = kernels.cosine_block(xn[q[has]], cache["x"])
+        neg_sims = kernels.cosine_block(_take(xn, q[has]), cache["x"])
         mask = neg_h[:, idx]
         if not mask.all():
             neg_sims[~mask] = -np.inf
@@ -380,6 +380,11 @@ def _rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     if flat.size and int(flat[-1]) - int(flat[0]) == flat.size - 1 and (np.diff(flat) == 1).all():
         return x[int(flat[0]) : int(flat[0]) + flat.size].reshape(*idx.shape, *x.shape[1:])
     return x[idx]
+
+
+def _take(xn: np.ndarray | kernels.UnitRows, idx: np.ndarray) -> np.ndarray:
+    """Rows `idx` of the unit rows (:class:`kernels.UnitRows` divides them now)."""
+    return xn.take(idx) if isinstance(xn, kernels.UnitRows) else _rows(xn, idx)
 
 
 def _all_negatives(codes: dict[str, np.ndarray], q: np.ndarray, cols: np.ndarray, rules: PairRules) -> bool:
@@ -497,10 +502,10 @@ def _score_all_negatives(
         ap[q] = 1.0
         return
     if cache.get("cols") is None or not np.array_equal(cache["cols"], cols):
-        cache["cols"], cache["x"] = cols, xn[cols]
+        cache["cols"], cache["x"] = cols, _take(xn, cols)
     if "threads" in cache:
         cache["threads"].set(2.0 * q.size * cols.size * xn.shape[1])
-    neg_sims = kernels.cosine_block(_rows(xn, q), cache["x"])
+    neg_sims = kernels.cosine_block(_take(xn, q), cache["x"])
     pos_sims = packed[q, : int(k.max())]
     res = kernels.ap_from_similarities(pos_sims, neg_sims)
     t = kernels.all_tied(pos_sims, neg_sims)
@@ -557,6 +562,7 @@ def rank_profiles(
                 xn, codes, rules, grouped, neg_groups, order, (ap, n_pos, n_neg, tied), cache, advance
             )
         return q_rows, q_labels, ap, n_pos, n_pos + n_neg, tied
+    xn = kernels.dense(xn)  # the general path reads rows in many ways: one normalized matrix
     with contextlib.closing(cache["threads"]):  # the thread limit ends with the loop
         for start in range(0, nq, block):
             vq = order[start : start + block]
