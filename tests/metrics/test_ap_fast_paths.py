@@ -265,3 +265,24 @@ def test_unit_rows_taken_equal_the_normalized_matrix_bit_for_bit():
     X[7] *= 1e200
     assert isinstance(kernels.unit_rows(X), np.ndarray)
     assert np.array_equal(kernels.unit_rows(X), kernels.l2_normalize(X))
+
+
+def test_ap_table_columns_by_concatenation_and_by_insertion_agree():
+    """The AP columns are appended in one concatenation; a repeated index or a metadata column of the
+    same name takes the column-by-column path (the old one): same values, old column kept in place."""
+    obs, X = plates(seed=5)
+    rules = dict(pos_sameby=["compound"], neg_diffby=["compound"], control="compound == 'DMSO'")
+    base = lm.average_precision(obs, X, **rules)
+    assert list(base.columns[-6:]) == [
+        "n_pos_pairs",
+        "n_total_pairs",
+        "average_precision",
+        "normalized_average_precision",
+        "status",
+        "reason",
+    ]
+    dup = lm.average_precision(obs.set_axis([0] * len(obs)), X, **rules)
+    pd.testing.assert_frame_equal(dup.reset_index(drop=True), base.reset_index(drop=True), check_exact=True)
+    named = lm.average_precision(obs.assign(average_precision=-1.0), X, **rules)
+    assert list(named.columns[:3]) == ["compound", "plate", "average_precision"]
+    np.testing.assert_array_equal(named["average_precision"].to_numpy(), base["average_precision"].to_numpy())
