@@ -286,3 +286,56 @@ def test_ap_table_columns_by_concatenation_and_by_insertion_agree():
     named = lm.average_precision(obs.assign(average_precision=-1.0), X, **rules)
     assert list(named.columns[:3]) == ["compound", "plate", "average_precision"]
     np.testing.assert_array_equal(named["average_precision"].to_numpy(), base["average_precision"].to_numpy())
+
+
+def _all_tied_before(pos, neg):
+    """all_tied as written before the positives-only screen."""
+    out = np.zeros(pos.shape[0], dtype=bool)
+    if pos.shape[1] == 0 or neg.shape[1] == 0:
+        return out
+    top_p = np.where(np.isnan(pos), -np.inf, pos).max(axis=1)
+    top_n = neg.max(axis=1)
+    rows = np.flatnonzero(
+        np.isfinite(top_p) & np.isfinite(top_n) & (np.abs(top_p - top_n) <= kernels.TIE_TOL)
+    )
+    p, n = pos[rows], neg[rows]
+    vp, vn = ~np.isnan(p), np.isfinite(n)
+    hi = np.maximum(top_p[rows], top_n[rows])
+    lo = np.minimum(np.where(vp, p, np.inf).min(axis=1), np.where(vn, n, np.inf).min(axis=1))
+    out[rows] = hi - lo <= kernels.TIE_TOL
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_all_tied_screen_keeps_the_same_rows(seed):
+    """Tied rows, rows tied among positives only, single positives, all-padding rows: same flags."""
+    rng = np.random.default_rng(seed)
+    q, k, m = 300, 4, 20
+    pos = rng.normal(size=(q, k))
+    neg = rng.normal(size=(q, m))
+    kind = rng.integers(0, 5, size=q)
+    pos[kind == 1] = 0.5  # all positives equal, negatives differ
+    pos[kind == 2], neg[kind == 2] = 0.25, 0.25 + rng.uniform(-5e-13, 5e-13, size=((kind == 2).sum(), m))
+    pos[kind == 3, 1:] = np.nan  # one positive
+    neg[kind == 3] = np.where(rng.random(((kind == 3).sum(), m)) < 0.5, pos[kind == 3, :1], -np.inf)
+    pos[(kind == 4) & (np.arange(q) % 2 == 0)] = np.nan  # no positive
+    neg[rng.random(neg.shape) < 0.1] = -np.inf
+    got = kernels.all_tied(pos, neg)
+    assert np.array_equal(got, _all_tied_before(pos, neg))
+    assert got.sum() > 10 and (~got).sum() > 10
+
+
+def test_grouped_positives_without_diffby_equal_the_masked_packing():
+    """Without pos_diffby every other row of the group is a positive (packed without a mask); the masked
+    packing with a pos_diffby column that never matches gives the same array, bit for bit."""
+    rng = np.random.default_rng(6)
+    sizes = rng.integers(1, 7, size=60)
+    group = np.repeat(np.arange(60), sizes)
+    rng.shuffle(group)
+    X = rng.normal(size=(group.size, 12))
+    xn = kernels.unit_rows(X)
+    codes = {"g": group.astype(np.int64), "row": np.arange(group.size, dtype=np.int64)}
+    fast = pairs._grouped_positives(xn, codes, pairs.PairRules(("g",), (), (), ("g",)))
+    masked = pairs._grouped_positives(xn, codes, pairs.PairRules(("g",), ("row",), (), ("g",)))
+    assert np.array_equal(fast[1], masked[1]) and np.array_equal(fast[0], masked[0], equal_nan=True)
+    np.testing.assert_array_equal(fast[1], np.bincount(group)[group] - 1)

@@ -138,11 +138,19 @@ def all_tied(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     out = np.zeros(pos.shape[0], dtype=bool)
     if pos.shape[1] == 0 or neg.shape[1] == 0:
         return out
-    # cheap screen: the best positive and the best negative must already be equal (sorted-free: the
-    # row maxima); only rows passing it get the full spread check
-    top_p = np.where(np.isnan(pos), -np.inf, pos).max(axis=1)
-    top_n = neg.max(axis=1)
-    rows = np.flatnonzero(np.isfinite(top_p) & np.isfinite(top_n) & (np.abs(top_p - top_n) <= TIE_TOL))
+    # cheap screens: the positives alone must already lie within the tolerance (a pass over the few
+    # positives only: with 3 positives per query no negative is read, 0.8 -> 0.1 ms at 2.7k queries x
+    # 304 negatives), then the best positive and the best negative must be equal; only rows passing
+    # both get the full spread check (the first screen is implied by it: the same rows come out)
+    vpos = ~np.isnan(pos)
+    top_p = np.where(vpos, pos, -np.inf).max(axis=1)
+    low_p = np.where(vpos, pos, np.inf).min(axis=1)
+    rows = np.flatnonzero(np.isfinite(top_p) & (top_p - low_p <= TIE_TOL))
+    if rows.size == 0:
+        return out
+    top_n = np.full(pos.shape[0], -np.inf)
+    top_n[rows] = neg[rows].max(axis=1)
+    rows = rows[np.isfinite(top_n[rows]) & (np.abs(top_p[rows] - top_n[rows]) <= TIE_TOL)]
     if rows.size == 0:
         return out
     p, n = pos[rows], neg[rows]

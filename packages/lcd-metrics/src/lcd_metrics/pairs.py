@@ -234,6 +234,11 @@ def _grouped_positives(
             idx = groups.order[starts[s : s + step, None] + np.arange(g)]  # (groups, g) rows
             xg = _take(xn, idx)
             sims = _group_products(xg)
+            if not rules.pos_diffby:  # every other row of the group, ascending: no mask, no search
+                others = np.flatnonzero(~np.eye(g, dtype=bool)).reshape(g, g - 1) % g
+                packed[idx.ravel(), : g - 1] = sims[:, np.arange(g)[:, None], others].reshape(-1, g - 1)
+                n_pos[idx] = g - 1
+                continue
             valid = ~np.eye(g, dtype=bool)[None].repeat(idx.shape[0], axis=0)
             for c in rules.pos_diffby:
                 cg = codes[c][idx]
