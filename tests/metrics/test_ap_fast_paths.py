@@ -339,3 +339,16 @@ def test_grouped_positives_without_diffby_equal_the_masked_packing():
     masked = pairs._grouped_positives(xn, codes, pairs.PairRules(("g",), ("row",), (), ("g",)))
     assert np.array_equal(fast[1], masked[1]) and np.array_equal(fast[0], masked[0], equal_nan=True)
     np.testing.assert_array_equal(fast[1], np.bincount(group)[group] - 1)
+
+
+def test_unit_rows_scratch_takes_equal_fresh_takes():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(400, 16))
+    xn = kernels.unit_rows(X)
+    ref = kernels.l2_normalize(X)
+    first = xn.take(np.arange(10, 300), "q")
+    assert np.array_equal(first, ref[10:300])
+    idx = rng.permutation(400)[:50].reshape(25, 2)
+    again = xn.take(idx, "q")  # a smaller take reuses (and overwrites) the buffer
+    assert np.array_equal(again, ref[idx]) and np.shares_memory(again, first)
+    assert np.array_equal(xn.take(np.arange(400), "q"), ref)  # a larger one grows it

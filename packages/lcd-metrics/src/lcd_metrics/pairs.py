@@ -232,7 +232,7 @@ def _grouped_positives(
         step = max(1, _GROUP_CHUNK // g)  # rows gathered at once: a few MB, reused from cache
         for s in range(0, starts.size, step):
             idx = groups.order[starts[s : s + step, None] + np.arange(g)]  # (groups, g) rows
-            xg = _take(xn, idx)
+            xg = _take(xn, idx, "positives")
             sims = _group_products(xg)
             if not rules.pos_diffby:  # every other row of the group, ascending: no mask, no search
                 others = np.flatnonzero(~np.eye(g, dtype=bool)).reshape(g, g - 1) % g
@@ -358,7 +358,7 @@ def _score_block(
             dense = not grouped and pos.mean() >= _GATHER_DENSITY
             product = max(used.size, pos_cols.size if dense else 0)
             cache["threads"].set(2.0 * int(has.sum()) * product * xn.shape[1])
-        neg_sims = kernels.cosine_block(_take(xn, q[has]), cache["x"])
+        neg_sims = kernels.cosine_block(_take(xn, q[has], "queries"), cache["x"])
         mask = neg_h[:, idx]
         if not mask.all():
             neg_sims[~mask] = -np.inf
@@ -387,9 +387,12 @@ def _rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return x[idx]
 
 
-def _take(xn: np.ndarray | kernels.UnitRows, idx: np.ndarray) -> np.ndarray:
-    """Rows `idx` of the unit rows (:class:`kernels.UnitRows` divides them now)."""
-    return xn.take(idx) if isinstance(xn, kernels.UnitRows) else _rows(xn, idx)
+def _take(xn: np.ndarray | kernels.UnitRows, idx: np.ndarray, scratch: str | None = None) -> np.ndarray:
+    """Rows `idx` of the unit rows; :class:`kernels.UnitRows` divides them now.
+
+    With `scratch`, into the buffer of that name: valid until the next take of that name.
+    """
+    return xn.take(idx, scratch) if isinstance(xn, kernels.UnitRows) else _rows(xn, idx)
 
 
 def _all_negatives(codes: dict[str, np.ndarray], q: np.ndarray, cols: np.ndarray, rules: PairRules) -> bool:
@@ -510,7 +513,7 @@ def _score_all_negatives(
         cache["cols"], cache["x"] = cols, _take(xn, cols)
     if "threads" in cache:
         cache["threads"].set(2.0 * q.size * cols.size * xn.shape[1])
-    neg_sims = kernels.cosine_block(_take(xn, q), cache["x"])
+    neg_sims = kernels.cosine_block(_take(xn, q, "queries"), cache["x"])
     pos_sims = packed[q, : int(k.max())]
     res = kernels.ap_from_similarities(pos_sims, neg_sims)
     t = kernels.all_tied(pos_sims, neg_sims)
