@@ -283,3 +283,25 @@ def test_class_prior_and_split_depth_reach_the_counter(monkeypatch):
     for bad, match in (({"class_prior": "otsu"}, "class_prior"), ({"split_depth": -1}, "split_depth")):
         with pytest.raises(ConfigError, match=match):
             DiscoveryParams(**bad)
+
+
+def test_split_contrast_and_min_axis_ratio_reach_the_counter(monkeypatch):
+    """DiscoveryParams carries 0.4.0's contrast split and axis-ratio prior (off by default) to the counter."""
+    import lcd_nuclei.classical as cl
+
+    seen = {}
+    real = cl.classical_nuclei
+
+    def spy(channel, **kwargs):
+        seen.update(kwargs)
+        return real(channel, **kwargs)
+
+    monkeypatch.setattr(cl, "classical_nuclei", spy)
+    assert DiscoveryParams().split_contrast == 0.0 and DiscoveryParams().min_axis_ratio == 0.0
+    params = DiscoveryParams(
+        channel="tie", polarity="auto", diameter=10, split_contrast=50.0, min_axis_ratio=0.3
+    )
+    out = classical_field(defocus_field(GRID, seed=3), params=params)
+    assert seen["split_contrast"] == 50.0 and seen["min_axis_ratio"] == 0.3
+    assert out["nuclei_count"] == 9  # nine isolated round nuclei: neither option removes or splits one
+    assert params.as_dict()["split_contrast"] == 50.0 and params.as_dict()["min_axis_ratio"] == 0.3

@@ -36,6 +36,13 @@ compact bump of one sign. Steps:
    ``split_depth > 0`` re-splits the objects' union at the maxima of its distance transform
    deeper than ``split_depth * diameter / 2`` (:func:`lcd_nuclei.instances.split_touching`:
    touching nuclei of any size, where marker spacing at one diameter merges small ones).
+6. Optional, off by default (DSB brightfield, README "Quality"): ``split_contrast > 0`` re-splits
+   the objects at the extrema of the channel smoothed at ``diameter / 8`` that are at least
+   ``split_contrast`` noise SDs (of the same smoothing of the channel's noise) deep
+   (:func:`lcd_nuclei.instances.split_at_extrema`: a clump of small nuclei is one round blob to
+   the band-pass and to the distance transform, but each nucleus is its own dark spot);
+   ``min_axis_ratio > 0`` then drops objects thinner than that minor / major axis ratio
+   (:func:`lcd_nuclei.priors.axis_ratio_filter`: folds, cell edges, debris strands).
 """
 
 from __future__ import annotations
@@ -45,8 +52,8 @@ import math
 import numpy as np
 from lcd_core import InputError
 
-from .instances import drop_large_objects, instance_stats, split_touching
-from .priors import class_prior_filter
+from .instances import drop_large_objects, instance_stats, split_at_extrema, split_touching
+from .priors import axis_ratio_filter, class_prior_filter
 
 __all__ = ["blob_response", "classical_nuclei", "resolve_polarity", "split_blobs"]
 
@@ -157,6 +164,8 @@ def classical_nuclei(
     max_area_ratio: float = 4.0,
     class_prior: str = "none",
     split_depth: float = 0.0,
+    split_contrast: float = 0.0,
+    min_axis_ratio: float = 0.0,
     seed: int = 0,
 ) -> dict:
     """Count nuclei in one channel without any model.
@@ -201,6 +210,15 @@ def classical_nuclei(
         0: touching nuclei are split only at the response's maxima ``diameter / 2`` apart. > 0:
         the kept objects' union is then re-split at the maxima of its distance transform at least
         ``split_depth * diameter / 2`` pixels deep (:func:`lcd_nuclei.instances.split_touching`).
+    split_contrast
+        0: off. > 0: the objects are then re-split at the extrema (minima for ``"dark"``) of the
+        channel smoothed by a Gaussian of sigma ``diameter / 8`` that are at least this many
+        standard deviations of the same smoothing of the channel's noise deep
+        (:func:`lcd_nuclei.instances.split_at_extrema`; the noise as for ``floor_unit="noise"``,
+        also when the floor is in ``"mad"`` units).
+    min_axis_ratio
+        0: off. In (0, 1): objects whose minor / major axis ratio is below it are dropped, last
+        (:func:`lcd_nuclei.priors.axis_ratio_filter`).
     seed
         Seed of the white-noise draw (``floor_unit="noise"`` without a realisation given).
 
@@ -228,9 +246,19 @@ def classical_nuclei(
         isinstance(split_depth, (int, float)) and math.isfinite(split_depth) and split_depth >= 0
     ):
         raise InputError(f"split_depth must be a number >= 0 (0 = off), got {split_depth!r}")
+    if isinstance(split_contrast, bool) or not (
+        isinstance(split_contrast, (int, float)) and math.isfinite(split_contrast) and split_contrast >= 0
+    ):
+        raise InputError(
+            f"split_contrast must be a number of noise SDs >= 0 (0 = off), got {split_contrast!r}"
+        )
+    if isinstance(min_axis_ratio, bool) or not (
+        isinstance(min_axis_ratio, (int, float)) and 0 <= min_axis_ratio < 1
+    ):
+        raise InputError(f"min_axis_ratio must be a number in [0, 1) (0 = off), got {min_axis_ratio!r}")
     channel = np.asarray(channel, dtype=np.float64)
     realisation = None
-    if floor_unit == "noise":
+    if floor_unit == "noise" or split_contrast > 0:
         if noise is None or np.ndim(noise) == 0:
             sigma = estimate_noise(channel) if noise is None else float(noise)
             if not (math.isfinite(sigma) and sigma >= 0):
@@ -238,7 +266,9 @@ def classical_nuclei(
             realisation = np.random.default_rng(seed).standard_normal(channel.shape) * sigma
         else:
             realisation = noise
-    response = blob_response(channel, diameter=diameter, polarity=polarity, noise=realisation)
+    response = blob_response(
+        channel, diameter=diameter, polarity=polarity, noise=realisation if floor_unit == "noise" else None
+    )
     min_area = max(1, round(min_area_fraction * math.pi * (diameter / 2) ** 2))
     level = float(floor)
     above = response[response > level]
@@ -252,6 +282,18 @@ def classical_nuclei(
         )
     if split_depth > 0:
         labels = split_touching(labels > 0, depth=split_depth * diameter / 2, min_area=min_area)
+    if split_contrast > 0:
+        labels = _split_by_contrast(
+            labels,
+            channel,
+            realisation,
+            diameter=diameter,
+            polarity=polarity,
+            contrast=split_contrast,
+            min_area=min_area,
+        )
+    if min_axis_ratio > 0:
+        labels = axis_ratio_filter(labels, min_ratio=min_axis_ratio)
     stats = instance_stats(labels)
     return {
         "labels": labels,
@@ -261,6 +303,19 @@ def classical_nuclei(
         "median_nucleus_area": stats["median_nucleus_area"],
         "large_objects_dropped": n_dropped,
     }
+
+
+def _split_by_contrast(labels, channel, noise, *, diameter, polarity, contrast, min_area):
+    """``split_contrast``: :func:`split_at_extrema` on the smoothed channel, depth in its noise SDs."""
+    from scipy import ndimage as ndi
+
+    sigma = diameter / 8.0  # the band-pass's own smoothing: pixel noise off, a small nucleus kept
+    sign = -1.0 if resolve_polarity(channel, diameter=diameter, polarity=polarity) == "dark" else 1.0
+    spread = float(ndi.gaussian_filter(np.asarray(noise, dtype=np.float64), sigma).std())
+    if not spread > 0:  # a noise-free channel: any seam splits
+        spread = np.finfo(np.float64).eps
+    surface = sign * ndi.gaussian_filter(channel, sigma)
+    return split_at_extrema(labels, surface, depth=contrast * spread, min_area=min_area)
 
 
 def split_blobs(mask: np.ndarray, response: np.ndarray, *, diameter: float, min_area: int) -> np.ndarray:

@@ -84,6 +84,18 @@ def count(
     floor: Annotated[float | None, typer.Option(help="classical: floor in noise SDs (6).")] = None,
     threshold_method: Annotated[str | None, typer.Option(help="classical: otsu | mad (otsu).")] = None,
     floor_unit: Annotated[str | None, typer.Option(help="classical: noise | mad (noise).")] = None,
+    class_prior: Annotated[
+        str | None, typer.Option(help="classical: none | multiotsu (keep the darkest grey class; none).")
+    ] = None,
+    split_depth: Annotated[
+        float | None, typer.Option(help="classical: shape split, x diameter / 2 deep (0 = off).")
+    ] = None,
+    split_contrast: Annotated[
+        float | None, typer.Option(help="classical: split at dark spots this many noise SDs deep (0 = off).")
+    ] = None,
+    min_axis_ratio: Annotated[
+        float | None, typer.Option(help="classical: drop objects thinner than minor/major axis (0 = off).")
+    ] = None,
     inside_cells: Annotated[
         bool | None,
         typer.Option(
@@ -120,6 +132,10 @@ def count(
         floor=floor,
         threshold_method=threshold_method,
         floor_unit=floor_unit,
+        class_prior=class_prior,
+        split_depth=split_depth,
+        split_contrast=split_contrast,
+        min_axis_ratio=min_axis_ratio,
         inside_cells=inside_cells,
         **given(
             tile_size=tile_size,

@@ -101,8 +101,13 @@ class DiscoveryParams:
         ``"classical"``: keep only objects in the channel's most extreme multi-Otsu class
         (``"multiotsu"``; default ``"none"``) and re-split touching objects at distance-transform
         maxima ``split_depth * diameter / 2`` deep (0 = off); see
-        :func:`lcd_nuclei.classical_nuclei`. Off by default: on DSB they help only with a choice
-        made on the same 8 images (README "Quality").
+        :func:`lcd_nuclei.classical_nuclei`. Off by default (for stained or absorbing nuclei in
+        brightfield, not for the derived channels).
+    split_contrast, min_axis_ratio
+        ``"classical"``: re-split objects at extrema of the smoothed channel at least
+        ``split_contrast`` noise SDs deep, and drop objects thinner than ``min_axis_ratio``
+        (minor / major axis); 0 = off (the default). With the class prior and diameter 12 they
+        give DSB brightfield's counts (README "Quality").
     cell_window, cell_floor
         Without a model, the cell area (and the confluency) of a field of 2 or more planes comes
         from :func:`lcd_nuclei.cell_area`: local SD of the defocus contrast in a ``cell_window``
@@ -138,6 +143,8 @@ class DiscoveryParams:
     inside_cells: bool = True
     class_prior: str = "none"
     split_depth: float = 0.0
+    split_contrast: float = 0.0
+    min_axis_ratio: float = 0.0
     cell_window: float = 3.0
     cell_floor: float = 8.0
 
@@ -175,6 +182,18 @@ class DiscoveryParams:
             isinstance(self.split_depth, int | float) and 0 <= self.split_depth < math.inf
         ):
             raise ConfigError(f"split_depth must be a number >= 0 (0 = off), got {self.split_depth!r}")
+        if isinstance(self.split_contrast, bool) or not (
+            isinstance(self.split_contrast, int | float) and 0 <= self.split_contrast < math.inf
+        ):
+            raise ConfigError(
+                f"split_contrast must be a number of noise SDs >= 0 (0 = off), got {self.split_contrast!r}"
+            )
+        if isinstance(self.min_axis_ratio, bool) or not (
+            isinstance(self.min_axis_ratio, int | float) and 0 <= self.min_axis_ratio < 1
+        ):
+            raise ConfigError(
+                f"min_axis_ratio must be a number in [0, 1) (0 = off), got {self.min_axis_ratio!r}"
+            )
         if not (isinstance(self.cell_window, int | float) and self.cell_window >= 1):  # refuses NaN
             raise ConfigError(f"cell_window must be at least 1 pixel, got {self.cell_window!r}")
         if not (isinstance(self.cell_floor, int | float) and 0 < self.cell_floor < math.inf):
@@ -225,6 +244,8 @@ class DiscoveryParams:
             "max_area_ratio": self.max_area_ratio,
             "class_prior": self.class_prior,
             "split_depth": float(self.split_depth),
+            "split_contrast": float(self.split_contrast),
+            "min_axis_ratio": float(self.min_axis_ratio),
             "seed": int(self.seed),
         }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from lcd_core import InputError
 
-__all__ = ["drop_large_objects", "instance_stats", "segment_instances", "split_touching"]
+__all__ = ["drop_large_objects", "instance_stats", "segment_instances", "split_at_extrema", "split_touching"]
 
 
 def segment_instances(
@@ -111,6 +111,81 @@ def split_touching(mask: np.ndarray, *, depth: float, min_area: int = 1) -> np.n
     # object instead, DSB fixed d 12 / split 0.5 gave r 0.81 instead of 0.88; README "Quality".)
     labels = watershed(-distance, markers, mask=mask)
     return _remove_small_labels(labels, max(1, int(min_area))).astype(np.int32)
+
+
+def split_at_extrema(
+    labels: np.ndarray, surface: np.ndarray, *, depth: float, min_area: int = 1
+) -> np.ndarray:
+    """Re-split objects at the maxima of a smoothed channel that rise at least ``depth`` above a saddle.
+
+    Touching nuclei that the band-pass merges (a clump of small nuclei, two nuclei in one cell) are
+    still separate dark (or bright) spots in the smoothed channel, with a lighter seam between
+    them. An h-maxima transform (``skimage.morphology.h_maxima``) keeps a maximum of ``surface``
+    only if it rises ``depth`` above the saddle to any higher maximum, so the chromatin texture of
+    one nucleus (shallower than ``depth``) gives one marker and two nuclei with a seam deeper than
+    ``depth`` give two. Watershed of ``-surface`` from those markers inside the objects' union; a
+    component without a marker stays one object. Splitting by intensity, not by shape
+    (:func:`split_touching`): on DSB brightfield, clumps of 8-px nuclei are round as a whole, so
+    their distance transform has one maximum (README "Quality", DSB).
+
+    Parameters
+    ----------
+    labels
+        ``(H, W)`` instance labels (0 = background); only their union is used.
+    surface
+        ``(H, W)`` finite map in which each nucleus is a maximum (the smoothed channel, negated
+        for dark nuclei).
+    depth
+        Smallest rise of a kept maximum over its saddle, in ``surface`` units (> 0).
+    min_area
+        Objects under this many pixels after the split are dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` int32 labels 1..n (0 = background).
+    """
+    from scipy import ndimage as ndi
+    from skimage.morphology import local_maxima, reconstruction
+    from skimage.segmentation import watershed
+
+    labels = np.asarray(labels)
+    surface = np.asarray(surface, dtype=np.float64)
+    if labels.ndim != 2 or labels.shape != surface.shape:
+        raise InputError(f"labels {labels.shape} and surface {surface.shape} must be 2-D of one shape")
+    if not np.isfinite(surface).all():
+        raise InputError("surface contains NaN or inf")
+    if not depth > 0:  # also refuses NaN
+        raise InputError(f"depth must be > 0, got {depth}")
+    mask = labels > 0
+    if not mask.any():
+        return np.zeros(labels.shape, dtype=np.int32)
+    low = surface[mask].min() - depth
+    components, _ = ndi.label(mask)
+    split = np.zeros(labels.shape, dtype=np.int64)
+    n = 0
+    # One connected component at a time, in its bounding box plus a 1-px rim: the surface outside
+    # the component is set below every (component value - depth), so nothing propagates across
+    # the background and the result is that of the whole image at once; the whole-image
+    # reconstruction sorts every pixel (0.93 of 1.7 s on a 1024² DSB image; per component 0.04-0.1 s,
+    # the same partition on all 8 DSB images, 2026-12-02).
+    for k, box in enumerate(ndi.find_objects(components), start=1):
+        box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
+        own = components[box] == k
+        inside = np.where(own, surface[box], low)
+        # Soille's h-maxima: the regional maxima of the reconstruction by dilation of
+        # surface - depth under surface. (skimage's h_maxima marks the tops of every maximum
+        # whose height above its saddle is >= depth, so equal maxima joined by a shallower
+        # saddle, a symmetric clump, each keep a marker; here they form one plateau, one marker.)
+        dome_base = reconstruction(inside - depth, inside, method="dilation")
+        markers, n_markers = ndi.label(local_maxima(dome_base) & own)
+        if n_markers == 0:  # no maximum inside (cannot happen on a finite surface): one object
+            part = own.astype(np.int64)
+        else:
+            part = watershed(-inside, markers, mask=own).astype(np.int64)
+        split[box][own] = part[own] + n
+        n += int(part.max())
+    return _remove_small_labels(split, max(1, int(min_area))).astype(np.int32)
 
 
 def _remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
