@@ -14,7 +14,8 @@ polarity auto, floor 6 noise SDs, Otsu). For each image the option is chosen on 
 count MAE, Lin's CCC or mean F1@0.5, and scored on the held-out image. Seeds 0 / 1 / 2 are the
 noise draws of the noise unit. Rows beside it:
 
-- the same LOO over the subset without the new options (diameter and class prior only), and fixed d 16 / prior;
+- the same LOO over subsets: without the new options (diameter and class prior only), with the axis
+  ratio only, with the split only (which option does the work); fixed d 16 / prior;
 - Otsu + watershed of the inverted grey image (``reference_from_stain``; the simplest classical
   baseline);
 - a random-init ViT's own nuclei step (``discover_field``, k-means, default params; the
@@ -127,10 +128,15 @@ def main() -> None:
         print(
             f"{'fixed d16 class prior':40s} {fmt(summarize(row))}  err {[m['pred'] - m['ref'] for m in row]}"
         )
-        for criterion in ("mae", "ccc", "f1"):
-            _, held = loo_select([metrics[i] for i in old], criterion)
-            print(f"{'LOO ' + criterion + ', without the new options':40s} {fmt(summarize(held))}  "
-                  f"err {[m['pred'] - m['ref'] for m in held]}")  # fmt: skip
+        for name, subset in (
+            ("without the new options", old),
+            ("axis ratio only (no split)", [i for i, o in enumerate(options) if o["split_contrast"] == 0]),
+            ("split only (no axis ratio)", [i for i, o in enumerate(options) if o["min_axis_ratio"] == 0]),
+        ):
+            for criterion in ("mae", "ccc", "f1"):
+                _, held = loo_select([metrics[i] for i in subset], criterion)
+                print(f"{'LOO ' + criterion + ', ' + name:40s} {fmt(summarize(held))}  "
+                      f"err {[m['pred'] - m['ref'] for m in held]}")  # fmt: skip
         chosen_by = {}
         for criterion in ("mae", "ccc", "f1"):
             chosen, held = loo_select(metrics, criterion)

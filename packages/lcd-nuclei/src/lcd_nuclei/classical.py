@@ -39,8 +39,9 @@ compact bump of one sign. Steps:
 6. Optional, off by default (DSB brightfield, README "Quality"): ``split_contrast > 0`` re-splits
    the objects at the extrema of the channel smoothed at ``diameter / 8`` that are at least
    ``split_contrast`` noise SDs (of the same smoothing of the channel's noise) deep
-   (:func:`lcd_nuclei.instances.split_at_extrema`: a clump of small nuclei is one round blob to
-   the band-pass and to the distance transform, but each nucleus is its own dark spot);
+   (:func:`lcd_nuclei.instances.split_at_extrema`: touching small nuclei are one round blob to
+   the band-pass and to the distance transform, but each is its own dark spot where a lighter
+   seam separates them);
    ``min_axis_ratio > 0`` then drops objects thinner than that minor / major axis ratio
    (:func:`lcd_nuclei.priors.axis_ratio_filter`: folds, cell edges, debris strands).
 """

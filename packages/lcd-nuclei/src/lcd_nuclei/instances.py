@@ -125,8 +125,9 @@ def split_at_extrema(
     one nucleus (shallower than ``depth``) gives one marker and two nuclei with a seam deeper than
     ``depth`` give two. Watershed of ``-surface`` from those markers inside the objects' union; a
     component without a marker stays one object. Splitting by intensity, not by shape
-    (:func:`split_touching`): on DSB brightfield, clumps of 8-px nuclei are round as a whole, so
-    their distance transform has one maximum (README "Quality", DSB).
+    (:func:`split_touching`): on DSB brightfield, groups of touching 8-12 px nuclei are round as
+    a whole, so their distance transform has one maximum (README "Quality", DSB). A seam shallower
+    than ``depth`` (a dense clump whose nuclei touch without a lighter gap) is not split.
 
     Parameters
     ----------
