@@ -260,8 +260,15 @@ def test_classical_inside_the_vit_cell_area(tiny_vit, dsb_cases):
     json.dumps(params.as_dict())  # recordable
 
 
-def test_class_prior_and_split_depth_reach_the_counter(monkeypatch):
-    """DiscoveryParams carries the counter's class prior and split (off by default) to classical_nuclei."""
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"class_prior": "multiotsu", "split_depth": 0.5},
+        {"split_contrast": 50.0, "min_axis_ratio": 0.3},  # a contrast split deeper than any seam here
+    ],
+)
+def test_the_counter_options_reach_the_counter(monkeypatch, options):
+    """DiscoveryParams carries the counter's 0.4.0 options (off by default) to classical_nuclei."""
     import lcd_nuclei.classical as cl
 
     seen = {}
@@ -272,36 +279,14 @@ def test_class_prior_and_split_depth_reach_the_counter(monkeypatch):
         return real(channel, **kwargs)
 
     monkeypatch.setattr(cl, "classical_nuclei", spy)
-    assert DiscoveryParams().class_prior == "none" and DiscoveryParams().split_depth == 0.0
-    params = DiscoveryParams(
-        channel="tie", polarity="auto", diameter=10, class_prior="multiotsu", split_depth=0.5
-    )
+    defaults = DiscoveryParams()
+    assert defaults.class_prior == "none"
+    assert defaults.split_depth == defaults.split_contrast == defaults.min_axis_ratio == 0.0
+    params = DiscoveryParams(channel="tie", polarity="auto", diameter=10, **options)
     out = classical_field(defocus_field(GRID, seed=3), params=params)
-    assert seen["class_prior"] == "multiotsu" and seen["split_depth"] == 0.5
-    assert out["nuclei_count"] == 9  # nine isolated nuclei: neither option removes or splits one
-    assert params.as_dict()["class_prior"] == "multiotsu" and params.as_dict()["split_depth"] == 0.5
+    for key, value in options.items():
+        assert seen[key] == value and params.as_dict()[key] == value
+    assert out["nuclei_count"] == 9  # nine isolated round nuclei: no option removes or splits one
     for bad, match in (({"class_prior": "otsu"}, "class_prior"), ({"split_depth": -1}, "split_depth")):
         with pytest.raises(ConfigError, match=match):
             DiscoveryParams(**bad)
-
-
-def test_split_contrast_and_min_axis_ratio_reach_the_counter(monkeypatch):
-    """DiscoveryParams carries 0.4.0's contrast split and axis-ratio prior (off by default) to the counter."""
-    import lcd_nuclei.classical as cl
-
-    seen = {}
-    real = cl.classical_nuclei
-
-    def spy(channel, **kwargs):
-        seen.update(kwargs)
-        return real(channel, **kwargs)
-
-    monkeypatch.setattr(cl, "classical_nuclei", spy)
-    assert DiscoveryParams().split_contrast == 0.0 and DiscoveryParams().min_axis_ratio == 0.0
-    params = DiscoveryParams(
-        channel="tie", polarity="auto", diameter=10, split_contrast=50.0, min_axis_ratio=0.3
-    )
-    out = classical_field(defocus_field(GRID, seed=3), params=params)
-    assert seen["split_contrast"] == 50.0 and seen["min_axis_ratio"] == 0.3
-    assert out["nuclei_count"] == 9  # nine isolated round nuclei: neither option removes or splits one
-    assert params.as_dict()["split_contrast"] == 50.0 and params.as_dict()["min_axis_ratio"] == 0.3
