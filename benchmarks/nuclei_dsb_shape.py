@@ -28,7 +28,7 @@ The labels of a (diameter, class prior, seed) are computed once and the split / 
 after them, as ``classical_nuclei`` does; the benchmark checks that the chosen options counted by
 ``classical_nuclei`` in one call give the same counts.
 
-Usage: ``python benchmarks/nuclei_dsb_shape.py [--seeds 0 1 2] [--no-vit]`` (~15 min on 2 shared
+Usage: ``python benchmarks/nuclei_dsb_shape.py [--seeds 0 1 2] [--no-vit] [--figure out.png]`` (~15 min on 2 shared
 cores with the ViT rows).
 """
 
@@ -90,6 +90,39 @@ def grid_labels(images, options, seed):
     return out
 
 
+def figure(path, names, held, without, image, ref, pred):
+    """Held-out counts against the truth (with / without the new options) and one image's outlines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import find_boundaries
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    ax = axes[0]
+    truth = [m["ref"] for m in held]
+    ax.plot([0, 150], [0, 150], color="grey", lw=0.8)
+    ax.scatter(truth, [m["pred"] for m in without], label="LOO without the new options", marker="x")
+    ax.scatter(truth, [m["pred"] for m in held], label="LOO, whole grid (MAE)")
+    for name, t, m in zip(names, truth, held, strict=True):
+        ax.annotate(name, (t, m["pred"]), fontsize=7)
+    ax.set(xlabel="true nuclei (masks)", ylabel="counted (held-out image)", title="DSB, leave-one-image-out")
+    ax.legend(fontsize=8)
+    box = (slice(180, 420), slice(300, 540))  # a part of 4217e with a dense clump
+    grey = image[box]
+    for ax, labels, title, colour in (
+        (axes[1], ref, "4217e: true nuclei", (0, 0.8, 0)),
+        (axes[2], pred, "4217e: counted (held-out choice)", (0.9, 0, 0)),
+    ):
+        rgb = np.repeat(((grey - grey.min()) / np.ptp(grey))[..., None], 3, axis=2)
+        rgb[find_boundaries(labels[box])] = colour
+        ax.imshow(rgb)
+        ax.set(title=title, xticks=[], yticks=[])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def label(o):
     return f"d{o['diameter']:g} {o['class_prior'][:5]} c{o['split_contrast']:g} a{o['min_axis_ratio']:g}"
 
@@ -102,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--no-vit", action="store_true")
+    parser.add_argument("--figure", default=None, help="PNG: held-out counts vs truth, and 4217e's outlines")
     args = parser.parse_args()
     cases = load_dsb()
     names = [name[:5] for name, _, _ in cases]
@@ -144,6 +178,11 @@ def main() -> None:
             print(f"{'LOO ' + criterion + ', whole grid':40s} {fmt(summarize(held))}  "
                   f"err {[m['pred'] - m['ref'] for m in held]}")  # fmt: skip
             print(f"{'':40s} choices: {dict(Counter(label(options[c]) for c in chosen))}")
+        if args.figure and seed == args.seeds[0]:
+            held = [metrics[c][i] for i, c in enumerate(chosen_by["mae"])]
+            without = loo_select([metrics[i] for i in old], "mae")[1]
+            k = names.index("4217e")
+            figure(args.figure, names, held, without, images[k], refs[k], labels[chosen_by["mae"][k]][k])
         if seed == args.seeds[0]:  # how sharp is the optimum? every fixed option with the class prior
             print(
                 f"{'fixed options, class prior: r (bias)':40s} rows d x split_contrast, columns min_axis_ratio"
